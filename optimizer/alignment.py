@@ -1,0 +1,597 @@
+r"""Realignment: assign accounts to existing reps, balancing workload, potential and travel
+with as little disruption as allowed.
+
+Formulation (units u = accounts, or whole hierarchies; reps r; metrics k)
+--------------------------------------------------------------------------
+Parameters: c[u,r] objective cost of the pair (travel and disruption terms, see below);
+a[u,k] amount of metric k in unit u; lo[r,k], hi[r,k] hard bounds (bands, capacity,
+max_accounts); slo/shi[r,k] soft bands with cost w[r,k]; m[u,r] disruption measure moved
+if u goes to r; B the disruption budget; P the allowed pairs (eligibility, locks, known
+distances).
+
+Variables: x[u,r] ∈ {0,1} for (u,r) ∈ P; load[r,k] ≥ 0; under[r,k], over[r,k] ≥ 0.
+
+    (1) min  Σ c[u,r] x[u,r] + Σ w[r,k] (under[r,k] + over[r,k])
+    (2) Σ_r x[u,r] = 1                                   every unit to one rep
+    (3) load[r,k] = Σ_u a[u,k] x[u,r]                     territory totals
+    (4) lo[r,k] ≤ load[r,k] ≤ hi[r,k]                     hard bands, capacity, limits
+    (5) load[r,k] + under[r,k] ≥ slo[r,k];  load[r,k] - over[r,k] ≤ shi[r,k]   soft bands
+    (6) Σ m[u,r] x[u,r] ≤ B                               disruption budget
+
+Objective terms are normalised so weights compare: travel / ideal travel (every account at
+its nearest allowed rep), mean relative deviation outside soft bands, and the share of the
+disruption measure moved. With travel weight 1 alone and hard bands, (1)–(6) is exactly the
+min-travel-subject-to-balance problem (its optimum scaled by a constant).
+
+Method (why it proves its gap on the full problem while the models stay small)
+------------------------------------------------------------------------------
+1. Dual warm start: a subgradient method on the Lagrangian dual of (3) gives multipliers that
+   say which few reps each unit could sensibly go to.
+2. LP with pricing: the LP relaxation over those pairs (hard bounds elastic, so it is always
+   feasible) is solved by HiGHS; its duals price every allowed pair, the ones with negative
+   reduced cost join, and the LP is solved again until none is left. The LP value is then
+   the LP bound of the *full* problem, whatever pairs the LP held.
+3. MIP over the pairs that can matter: for any plan x, cost(x) ≥ z_LP + Σ d[u,r] x[u,r] with
+   d ≥ 0 the final reduced costs. So a plan within G of z_LP uses only pairs with d ≤ G, and
+   the MIP over those pairs (HiGHS) loses nothing within G. Its best bound b holds for the
+   full problem once G ≥ incumbent - z_LP; the bound reported is max(z_LP, min(b, incumbent)).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from optimizer import blocks
+from optimizer.domain import AlignmentData, Scenario
+from optimizer.errors import InfeasibleScenarioError, SolveCancelled, SolverError
+from optimizer.kpi import alignment_kpis, territory_table
+from optimizer.problem import METRICS, Problem, fmt, prepare
+from optimizer.solve import (
+    HighsOptions,
+    Progress,
+    ProgressCallback,
+    RunStatus,
+    SolutionStatus,
+    StopCheck,
+    Termination,
+    relative_gap,
+    run_highs,
+)
+
+ELASTIC_PENALTY = 1e4  # per fair share of violation, times the objective scale
+MAX_PRICING_ROUNDS = 60
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """The unit–rep pairs a model holds (sorted by unit)."""
+
+    unit: np.ndarray
+    rep: np.ndarray
+
+    @staticmethod
+    def from_mask(mask: np.ndarray) -> Pairs:
+        u, r = np.nonzero(mask)
+        return Pairs(u, r)
+
+    def __len__(self) -> int:
+        return len(self.unit)
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """The problem in the solver's units: objective × n_units (a plan costs about n_units),
+    metric k in fair shares, disruption as a share of what could move."""
+
+    cost: np.ndarray  # (U, R)
+    amount: np.ndarray  # (U, 3)
+    moved: np.ndarray  # (U, R)
+    lo: np.ndarray
+    hi: np.ndarray
+    soft_lo: np.ndarray
+    soft_hi: np.ndarray
+    soft_cost: np.ndarray
+    budget: float | None
+    obj_scale: float
+    metric_scale: np.ndarray
+    metrics: list[int]
+
+    @staticmethod
+    def of(p: Problem) -> Scaled:
+        obj = float(max(p.n_units, 1))
+        mean_fair = p.fair.mean(axis=0)
+        ms = np.where(mean_fair > 0, 1.0 / np.where(mean_fair > 0, mean_fair, 1.0), 1.0)
+        share = 1.0 / p.moved_total if p.moved_total > 0 else 1.0
+        return Scaled(
+            cost=p.cost * obj, amount=p.amount * ms, moved=p.moved * share,
+            lo=p.lo * ms, hi=p.hi * ms, soft_lo=p.soft_lo * ms, soft_hi=p.soft_hi * ms,
+            soft_cost=p.soft_cost * obj / ms,
+            budget=None if p.disruption_budget is None else p.disruption_budget * share,
+            obj_scale=obj, metric_scale=ms, metrics=p.constrained_metrics())
+
+
+def build(s: Scaled, pairs: Pairs, *, relaxed: bool = False,
+          elastic: float | None = None) -> pyo.ConcreteModel:
+    """The realignment model (1)–(6) over `pairs`, in solver units (see Scaled)."""
+    n_units, n_reps = s.cost.shape
+    m = pyo.ConcreteModel(name="realignment")
+    xs = blocks.add_assignment_vars(m, len(pairs), relaxed=relaxed)
+    # (2) every unit to one rep
+    blocks.add_assignment(m, xs, pairs.unit, n_units)
+    # (3) territory totals of the constrained metrics
+    blocks.add_loads(m, xs, pairs.rep, s.amount[pairs.unit], n_reps, s.metrics)
+    # (4)–(5) hard and soft bands
+    penalties = blocks.add_bands(m, s.lo, s.hi, s.soft_lo, s.soft_hi, s.soft_cost, s.metrics,
+                                 elastic)
+    # (6) disruption budget
+    pair_moved = s.moved[pairs.unit, pairs.rep]
+    if s.budget is not None and elastic is not None:
+        m.art_budget = pyo.Var(domain=pyo.NonNegativeReals)
+        used = np.flatnonzero(pair_moved > 0)
+        m.disruption = pyo.Constraint(expr=blocks.linear(
+            [*pair_moved[used], -1.0], [xs[p] for p in used] + [m.art_budget]) <= s.budget)
+        penalties = penalties + elastic * m.art_budget
+    else:
+        blocks.add_disruption_budget(m, xs, pair_moved, s.budget)
+    # (1) objective
+    m.objective = pyo.Objective(
+        expr=blocks.linear(s.cost[pairs.unit, pairs.rep], xs) + penalties, sense=pyo.minimize)
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Pricing
+
+
+@dataclass
+class Duals:
+    """Row duals of the LP in HiGHS' convention (reduced cost = c - A'y)."""
+
+    unit: np.ndarray  # (U,) assignment rows
+    load: np.ndarray  # (R, 3) load rows (0 for unconstrained metrics)
+    budget: float  # disruption row (≤ 0)
+
+
+def reduced_costs(s: Scaled, duals: Duals) -> np.ndarray:
+    """Reduced cost of every unit–rep pair, in or out of the LP (inf where not allowed)."""
+    d = s.cost - duals.unit[:, None] + s.amount @ duals.load.T
+    if duals.budget != 0.0:
+        d -= duals.budget * s.moved
+    return d
+
+
+def _duals_of(s: Scaled, sol_duals: dict[str, np.ndarray], model: pyo.ConcreteModel) -> Duals:
+    n_units, n_reps = s.cost.shape
+    unit = np.zeros(n_units)
+    keys = list(model.assign.keys())
+    unit[np.array(keys, dtype=int)] = sol_duals.get("assign", np.zeros(len(keys)))
+    load = np.zeros((n_reps, 3))
+    if "load_def" in sol_duals:
+        for (r, k), y in zip(model.load_def.keys(), sol_duals["load_def"], strict=True):
+            load[r, k] = y
+    budget = float(sol_duals["disruption"][0]) if "disruption" in sol_duals else 0.0
+    return Duals(unit, load, budget)
+
+
+def lagrangian_warm_start(s: Scaled, iterations: int = 150) -> tuple[Duals, float]:
+    """Multipliers of the load rows (3) from projected subgradient ascent on the Lagrangian
+    dual, and the best Lagrangian bound seen (a valid lower bound on the full problem)."""
+    n_units, n_reps = s.cost.shape
+    ks = s.metrics
+    theta = np.zeros((n_reps, 3))
+    beta = 0.0  # multiplier of (6), ≥ 0 (the LP dual is -beta)
+    # Breakpoints of the per-rep load function: hard bounds, soft bands.
+    hi_f = np.where(np.isfinite(s.hi), s.hi, np.maximum.reduce(
+        [s.lo, np.where(np.isfinite(s.soft_hi), s.soft_hi, 0), s.soft_lo]))
+    slope_up = np.where(np.isfinite(s.soft_hi) & (s.soft_cost > 0), s.soft_cost, 0.0)
+    theta_max = np.where(np.isfinite(s.hi), np.inf, slope_up)
+    cand = np.stack([s.lo, hi_f, np.clip(s.soft_lo, s.lo, hi_f),
+                     np.clip(np.where(np.isfinite(s.soft_hi), s.soft_hi, hi_f), s.lo, hi_f)])
+
+    def penalty(level: np.ndarray) -> np.ndarray:
+        return s.soft_cost * (np.maximum(0, s.soft_lo - level) + np.maximum(0, level - s.soft_hi))
+
+    best = -math.inf
+    best_theta, best_beta = theta.copy(), beta
+    delta = None
+    stall = 0
+    units = np.arange(n_units)
+    for _ in range(iterations):
+        red = s.cost + s.amount @ theta.T
+        if s.budget is not None and beta > 0:
+            red = red + beta * s.moved
+        choice = np.argmin(red, axis=1)
+        value = float(red[units, choice].sum())
+        inner = penalty(cand) - theta[None] * cand  # (4, R, 3)
+        pick = np.argmin(inner, axis=0)
+        level = np.take_along_axis(cand, pick[None], axis=0)[0]
+        value += float(np.take_along_axis(inner, pick[None], axis=0)[0][:, ks].sum())
+        if s.budget is not None:
+            value -= beta * s.budget
+        if value > best + 1e-9 * abs(best if np.isfinite(best) else 1):
+            best, best_theta, best_beta, stall = value, theta.copy(), beta, 0
+        else:
+            stall += 1
+        if delta is None:
+            delta = 0.05 * abs(value) + 1.0
+        if stall >= 10:
+            delta *= 0.5
+            stall = 0
+        loads = np.zeros((n_reps, 3))
+        np.add.at(loads, choice, s.amount)
+        g = loads - level
+        g[:, [k for k in range(3) if k not in ks]] = 0.0
+        g_beta = float(s.moved[units, choice].sum() - s.budget) if s.budget is not None else 0.0
+        norm = float((g * g).sum() + g_beta * g_beta)
+        if norm < 1e-18:
+            break  # the relaxed plan satisfies every band: it is optimal for the dual
+        step = (best + delta - value) / norm
+        theta = np.minimum(theta + step * g, theta_max)
+        beta = max(0.0, beta + step * g_beta)
+    return Duals(np.zeros(n_units), best_theta, -best_beta), best
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class SolveReport:
+    """Timing and quality of one run; objective and bound in normalised objective units."""
+
+    status: RunStatus
+    termination: Termination
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    seconds: float
+    seconds_build: float
+    seconds_solve: float
+    pairs: dict[str, int]
+    lp_rounds: int
+
+
+@dataclass(frozen=True)
+class AlignmentResult:
+    """A finished realignment: the plan, its territories, KPIs before/after and the report."""
+
+    report: SolveReport
+    assignments: pd.DataFrame
+    territories: pd.DataFrame
+    terms: dict[str, float]
+    kpis: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """summary.json: status, objective, bound, gap, seconds first, then the rest."""
+        r = self.report
+        return {
+            "status": r.status.value,
+            "objective": r.objective,
+            "bound": r.bound,
+            "gap": r.gap,
+            "seconds": round(r.seconds, 3),
+            "termination": r.termination.value,
+            "objective_terms": self.terms,
+            "kpis": self.kpis,
+            "timing": {"seconds_build": round(r.seconds_build, 3),
+                       "seconds_solve": round(r.seconds_solve, 3)},
+            "pricing": {**r.pairs, "lp_rounds": r.lp_rounds},
+            "warnings": self.warnings,
+        }
+
+
+class _Clock:
+    def __init__(self, limit: float, on_progress: ProgressCallback | None) -> None:
+        self.start = time.perf_counter()
+        self.limit = limit
+        self.on_progress = on_progress
+        self.build = 0.0
+        self.solve = 0.0
+        self._last: tuple[float, float | None, float | None] = (-1.0, None, None)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.limit - self.elapsed)
+
+    def tell(self, phase: str, incumbent: float | None = None, bound: float | None = None,
+             message: str = "") -> None:
+        if self.on_progress is None:
+            return
+        now = self.elapsed
+        last_time, last_inc, last_bound = self._last
+        if phase == "mip" and now - last_time < 0.5 and (incumbent, bound) == (last_inc, last_bound):
+            return  # HiGHS calls back very often; pass on changes and a heartbeat
+        self._last = (now, incumbent, bound)
+        if True:
+            self.on_progress(Progress(phase, self.elapsed, incumbent, bound,
+                                      relative_gap(incumbent, bound), message))
+
+
+def _timed_build(clock: _Clock, *args: Any, **kwargs: Any) -> pyo.ConcreteModel:
+    t = time.perf_counter()
+    model = build(*args, **kwargs)
+    clock.build += time.perf_counter() - t
+    return model
+
+
+def _initial_pairs(p: Problem, s: Scaled, duals: Duals, per_unit: int = 3) -> np.ndarray:
+    """Working set: each unit's few best pairs under the warm-start multipliers, its current
+    rep when disruption matters, and its locked rep."""
+    red = reduced_costs(s, duals)
+    red = np.where(p.allowed, red, np.inf)
+    k = min(per_unit, p.n_reps)
+    best = np.argpartition(red, k - 1, axis=1)[:, :k] if k < p.n_reps else np.tile(
+        np.arange(p.n_reps), (p.n_units, 1))
+    mask = np.zeros_like(p.allowed)
+    np.put_along_axis(mask, best, True, axis=1)
+    if s.budget is not None or (s.moved > 0).any():
+        stay = np.argmin(s.moved, axis=1)
+        has = s.moved.max(axis=1) > 0
+        mask[np.flatnonzero(has), stay[has]] = True
+    return mask & p.allowed
+
+
+def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: int | None,
+              should_stop: StopCheck | None, elastic: float,
+              ) -> tuple[float, np.ndarray, dict[str, np.ndarray], np.ndarray, int]:
+    """Column generation: LP over `mask`, price all allowed pairs, add the negative ones,
+    repeat. Returns (LP value, reduced costs, LP values, final mask, rounds)."""
+    tol = 1e-7 * max(1.0, float(np.nanmax(np.where(np.isfinite(s.cost), s.cost, 0))))
+    for rounds in range(1, MAX_PRICING_ROUNDS + 1):
+        pairs = Pairs.from_mask(mask)
+        model = _timed_build(clock, s, pairs, relaxed=True, elastic=elastic)
+        sol = run_highs(model, HighsOptions(time_limit=max(clock.left, 1.0), threads=threads),
+                        should_stop=should_stop, duals=True)
+        clock.solve += sol.seconds_solve + sol.seconds_compile
+        if sol.termination is Termination.cancelled:
+            raise SolveCancelled("cancelled while solving the LP relaxation")
+        if sol.termination is not Termination.optimal or sol.objective is None:
+            raise SolverError(f"the LP relaxation ended with {sol.termination.value}")
+        duals = _duals_of(s, sol.duals, model)
+        red = np.where(p.allowed, reduced_costs(s, duals), np.inf)
+        clock.tell("lp", bound=None, message=f"pricing round {rounds}: LP {sol.objective:.6g}")
+        negative = (red < -tol) & ~mask
+        if not negative.any():
+            return sol.objective, np.maximum(red, 0.0), {
+                "x": sol.values["x"], "pairs_unit": pairs.unit, "pairs_rep": pairs.rep,
+                **{k: v for k, v in sol.values.items() if k.startswith("art")}}, mask, rounds
+        # Add up to 3 of each unit's most negative pairs.
+        cand = np.where(negative, red, np.inf)
+        k = min(3, p.n_reps)
+        best = np.argpartition(cand, k - 1, axis=1)[:, :k] if k < p.n_reps else np.tile(
+            np.arange(p.n_reps), (p.n_units, 1))
+        add = np.zeros_like(mask)
+        np.put_along_axis(add, best, True, axis=1)
+        mask = mask | (add & negative)
+        if clock.left <= 0:
+            raise SolverError("time limit reached while pricing the LP relaxation")
+    raise SolverError("LP pricing did not converge")
+
+
+def _explain_lp_infeasibility(p: Problem, s: Scaled, lp_values: dict[str, np.ndarray],
+                              model_keys: dict[str, list[Any]]) -> list[str]:
+    reasons = []
+    for name, side in (("art_lo", "minimum"), ("art_hi", "maximum")):
+        for (r, k), v in zip(model_keys.get(name, []), lp_values.get(name, []), strict=False):
+            if v > 1e-6:
+                metric = METRICS[k]
+                amount = v / s.metric_scale[k]
+                bound = (p.lo if side == "minimum" else p.hi)[r, k]
+                what = "short of" if side == "minimum" else "over"
+                reasons.append(
+                    f"rep {p.rep_ids[r]}: {metric.value} stays {fmt(metric, amount)} {what} its "
+                    f"{side} of {fmt(metric, bound)} even at best")
+    if lp_values.get("art_budget", np.zeros(1)).max() > 1e-6:
+        need = (s.budget or 0) + float(lp_values["art_budget"].max())
+        reasons.append(f"the disruption limit is too tight: meeting the bands moves at least "
+                       f"{need:.1%} of the {p.book and 'disruption measure'}")
+    return reasons or ["the balance bands, locks and limits cannot all hold at once"]
+
+
+def _window_for(sorted_positive: np.ndarray, extra_pairs: int) -> float:
+    """The reduced-cost threshold that lets about `extra_pairs` non-zero pairs in."""
+    if len(sorted_positive) == 0:
+        return 1e-9
+    return float(sorted_positive[min(max(extra_pairs, 1), len(sorted_positive)) - 1])
+
+
+def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock,
+                          gap: float, threads: int | None, should_stop: StopCheck | None,
+                          incumbent: np.ndarray | None, to_normal: float,
+                          z_lp: float, stop_at: float) -> tuple[Any, Pairs]:
+    pairs = Pairs.from_mask(mask)
+    model = _timed_build(clock, s, pairs)
+    start = None
+    if incumbent is not None:
+        chosen = mask.copy()
+        chosen[:] = False
+        chosen[np.arange(p.n_units), incumbent] = True
+        start = {"x": {i: 1.0 for i in np.flatnonzero(chosen[pairs.unit, pairs.rep])}}
+
+    def progress(inc: float | None, bnd: float | None) -> None:
+        shown = None if bnd is None else max(bnd, z_lp) * to_normal
+        clock.tell("mip", None if inc is None else inc * to_normal, shown)
+
+    sol = run_highs(model, HighsOptions(time_limit=max(clock.left, 0.5), mip_gap=gap,
+                                        threads=threads),
+                    on_progress=progress, should_stop=should_stop, start=start,
+                    stop_at_objective=stop_at)
+    clock.solve += sol.seconds_solve + sol.seconds_compile
+    return sol, pairs
+
+
+def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallback | None = None,
+          should_stop: StopCheck | None = None) -> AlignmentResult:
+    """Realign `data` under `scenario`; see the module docstring for the model and method.
+
+    Raises InfeasibleScenarioError (with business reasons) when no plan can meet the scenario,
+    SolveCancelled when stopped before any plan exists.
+    """
+    settings = scenario.solver
+    clock = _Clock(settings.time_limit, on_progress)
+    clock.tell("prepare", message="checking the scenario")
+    p = prepare(data, scenario)
+    s = Scaled.of(p)
+    to_normal = 1.0 / s.obj_scale
+    warnings: list[str] = []
+    for metric in METRICS:
+        rule = scenario.balance.rule(metric)
+        if rule.active and not rule.hard and scenario.objective.balance == 0:
+            warnings.append(f"soft {metric.value} band has no effect: objective.balance is 0")
+
+    # 1. dual warm start, 2. LP with pricing over every allowed pair
+    clock.tell("dual", message="estimating prices")
+    duals, lagrange_bound = lagrangian_warm_start(s)
+    mask = _initial_pairs(p, s, duals)
+    elastic = ELASTIC_PENALTY * s.obj_scale
+    z_lp, red, lp, mask, rounds = _solve_lp(p, s, mask, clock, settings.threads, should_stop,
+                                            elastic)
+    art = max([float(v.max()) for k, v in lp.items() if k.startswith("art") and len(v)] or [0.0])
+    if art > 1e-6:
+        # Not even the relaxation can meet the hard rules. Check with a phase-1 LP (travel and
+        # disruption costs removed) before blaming the data rather than the penalty size.
+        zero = Scaled(**{**s.__dict__, "cost": np.where(np.isfinite(s.cost), 0.0, np.inf),
+                         "soft_cost": np.zeros_like(s.soft_cost)})
+        _, _, lp0, _, _ = _solve_lp(p, zero, mask, clock, settings.threads, should_stop, 1.0)
+        art0 = max([float(v.max()) for k, v in lp0.items() if k.startswith("art") and len(v)]
+                   or [0.0])
+        if art0 > 1e-7:
+            probe = build(zero, Pairs.from_mask(mask), relaxed=True, elastic=1.0)
+            keys = {n: list(getattr(probe, n).keys()) for n in ("art_lo", "art_hi")
+                    if hasattr(probe, n)}
+            raise InfeasibleScenarioError(_explain_lp_infeasibility(p, zero, lp0, keys))
+        raise SolverError("the LP needed an elastic penalty larger than supported")
+    lp_bound = z_lp
+    clock.tell("lp", bound=lp_bound * to_normal,
+               message=f"LP bound over all {int(p.allowed.sum()):,} pairs")
+
+    # 3. MIP over the pairs that can matter: start from the LP's support and its cheapest
+    # alternatives, and widen until the plan is proven within the target gap.
+    target = settings.mip_gap
+    finite_red = np.sort(red[p.allowed & (red > 1e-9)])
+    window = _window_for(finite_red, p.n_units // 2)
+    best_unit: np.ndarray | None = None
+    z_inc = math.inf
+    bound = lp_bound
+    termination = Termination.optimal
+    last_pairs = 0
+    while True:
+        mipmask = (red <= window) & p.allowed
+        last_pairs = int(mipmask.sum())
+        clock.tell("mip", None if best_unit is None else z_inc * to_normal, bound * to_normal,
+                   message=f"MIP over {last_pairs:,} pairs")
+        # HiGHS only knows the restricted bound; it stops once the LP bound proves the target.
+        sol, pairs = _solve_restricted_mip(p, s, mipmask, clock, target / 4, settings.threads,
+                                           should_stop, best_unit, to_normal, z_lp,
+                                           stop_at=z_lp / (1 - target) if target > 0 else z_lp)
+        complete = last_pairs == int(p.allowed.sum())
+        if sol.has_solution and sol.objective is not None and sol.objective < z_inc - 1e-12:
+            chosen = sol.values["x"] > 0.5
+            unit_rep = np.full(p.n_units, -1)
+            unit_rep[pairs.unit[chosen]] = pairs.rep[chosen]
+            best_unit, z_inc = unit_rep, sol.objective
+        if sol.termination is Termination.infeasible and best_unit is None and complete:
+            raise InfeasibleScenarioError([
+                "the bands are too narrow for the account sizes: a fractional split of "
+                "accounts would meet them, but no whole assignment does"])
+        # Every plan better than the incumbent uses only pairs with reduced cost below
+        # z_inc - z_lp, so once the window covers that, the MIP's bound is global.
+        if best_unit is not None and window >= z_inc - z_lp - 1e-9:
+            restricted = sol.bound if sol.bound is not None else z_inc
+            if sol.termination is Termination.infeasible:
+                restricted = z_inc
+            bound = max(lp_bound, min(restricted, z_inc))
+        gap = relative_gap(z_inc if best_unit is not None else None, bound)
+        if sol.termination is Termination.cancelled:
+            termination = Termination.cancelled
+            break
+        if gap is not None and gap <= target + 1e-12:
+            termination = Termination.optimal
+            break
+        if complete and sol.termination is Termination.optimal:
+            termination = Termination.optimal
+            break
+        if clock.left <= 0.5 or sol.termination is Termination.time_limit:
+            termination = Termination.time_limit
+            break
+        # Widen: twice the pairs, or straight to the proving window when that is smaller.
+        by_size = _window_for(finite_red, max(2 * (last_pairs - p.n_units), p.n_units))
+        if best_unit is not None:
+            by_size = min(by_size, max(z_inc - z_lp, 0.0) * 1.0001 + 1e-9)
+        window = max(window * 1.5, by_size) if by_size > window else window * 4
+    if best_unit is None:
+        if termination is Termination.cancelled:
+            raise SolveCancelled("cancelled before a plan was found")
+        raise SolverError(f"no plan found within the time limit ({settings.time_limit:g} s)")
+
+    status = RunStatus.optimal if termination is Termination.optimal else RunStatus.feasible
+    objective = z_inc * to_normal
+    report = SolveReport(
+        status=status, termination=termination, objective=objective, bound=bound * to_normal,
+        gap=relative_gap(z_inc, bound), seconds=clock.elapsed, seconds_build=clock.build,
+        seconds_solve=clock.solve,
+        pairs={"pairs_allowed": int(p.allowed.sum()), "pairs_in_lp": int(mask.sum()),
+               "pairs_priced_in": int(mask.sum() - _initial_pairs(p, s, duals).sum()),
+               "pairs_in_mip": last_pairs, "units": p.n_units,
+               "lagrangian_bound": lagrange_bound * to_normal},
+        lp_rounds=rounds)
+    clock.tell("done", objective, bound * to_normal)
+    return _result(data, scenario, p, best_unit, report, warnings)
+
+
+def _result(data: AlignmentData, scenario: Scenario, p: Problem, unit_rep: np.ndarray,
+            report: SolveReport, warnings: list[str]) -> AlignmentResult:
+    acc, reps = data.accounts, data.reps
+    assign = p.unit_assignment_to_accounts(unit_rep)
+    rep_ids = np.array(p.rep_ids, dtype=object)
+    previous = acc["current_rep"].astype(object).where(acc["current_rep"].notna(), None)
+    new = rep_ids[assign]
+    moved = [prev is not None and prev != n for prev, n in zip(previous, new, strict=True)]
+    assignments = pd.DataFrame({"account_id": acc["account_id"], "territory_id": new,
+                                "rep_id": new, "previous_rep": previous, "moved": moved})
+    for column in ("name", "segment"):
+        if column in acc.columns and acc[column].notna().any():
+            assignments[column] = acc[column]
+    table = territory_table(p.book, assign)
+    territories = pd.DataFrame({"territory_id": p.rep_ids, "rep_id": p.rep_ids, "centre": None,
+                                **{k: v for k, v in table.items()}})
+    territories["capacity"] = reps["capacity"].to_numpy()
+    tolerances = {m.value: (scenario.balance.rule(m).tolerance or 0.10) for m in METRICS}
+    kpis = {"after": alignment_kpis(p.book, assign, tolerances)}
+    if (p.book.current >= 0).any():
+        kpis["before"] = alignment_kpis(p.book, p.book.current, tolerances)
+    after = kpis["after"]
+    terms = {
+        "travel": after["travel"]["total"],  # type: ignore[index]
+        "travel_over_ideal": after["travel"]["total"] / p.travel_ref,  # type: ignore[index]
+        "disruption_moved_share":
+            after["disruption"][f"{scenario.disruption.measure.value}_moved_share"],  # type: ignore[index]
+        "balance_deviation": _soft_deviation(p, assign),
+    }
+    return AlignmentResult(report, assignments, territories, terms, kpis, warnings)
+
+
+def _soft_deviation(p: Problem, assign: np.ndarray) -> float:
+    """The soft-balance term as it enters the objective (0 without soft bands)."""
+    loads = np.zeros((p.n_reps, 3))
+    np.add.at(loads, assign, np.column_stack([p.book.workload, p.book.potential,
+                                              np.ones(len(assign))]))
+    outside = np.maximum(0, p.soft_lo - loads) + np.maximum(0, loads - p.soft_hi)
+    return float((p.soft_cost * outside).sum())
+
+
+def align(data: AlignmentData, scenario: Scenario, **kwargs: Any) -> AlignmentResult:
+    """Alias of `solve` for the package's public API."""
+    return solve(data, scenario, **kwargs)

@@ -1,0 +1,53 @@
+"""The optimizer's error types. The CLI and the API map them to exit codes and HTTP answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class OptimizerError(Exception):
+    """Base class of every error the optimizer raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in the input: which file, which data row (1-based, header excluded) and column."""
+
+    source: str
+    row: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.field is not None:
+            where += f", column {self.field}" if self.row is not None else f" column {self.field}"
+        return f"{where}: {self.message}"
+
+
+class InputError(OptimizerError):
+    """Bad input, reported all at once before anything is solved."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        shown = "\n".join(f"  - {i}" for i in issues[:50])
+        more = f"\n  ... and {len(issues) - 50} more" if len(issues) > 50 else ""
+        super().__init__(f"{len(issues)} problem(s) in the input:\n{shown}{more}")
+
+
+class InfeasibleScenarioError(OptimizerError):
+    """The scenario cannot be met; `reasons` say why in business terms."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("The scenario is infeasible:\n" + "\n".join(f"  - {r}" for r in reasons))
+
+
+class SolverError(OptimizerError):
+    """HiGHS failed or returned something we cannot use."""
+
+
+class SolveCancelled(OptimizerError):
+    """The caller asked the solve to stop and no usable plan existed yet."""

@@ -1,0 +1,284 @@
+"""The one HiGHS wrapper: Pyomo model in, typed solution out.
+
+A model is compiled with Pyomo's public standard-form compiler into sparse matrices and
+handed to highspy in one call, which is much faster than the persistent interfaces for the
+models built here and gives full access to HiGHS: progress callbacks, cancellation, MIP
+starts and the row duals used for pricing. Solver settings become HiGHS options only here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
+from optimizer.errors import SolverError
+
+
+class Termination(StrEnum):
+    """Why the solver stopped."""
+
+    optimal = "optimal"  # proven optimal (for a MIP: within the requested gap)
+    time_limit = "time_limit"
+    infeasible = "infeasible"
+    unbounded = "unbounded"
+    cancelled = "cancelled"
+    error = "error"
+
+
+class SolutionStatus(StrEnum):
+    """What the solver has to show for it."""
+
+    none = "none"
+    feasible = "feasible"
+    optimal = "optimal"
+
+
+class RunStatus(StrEnum):
+    """The status word of summary.json."""
+
+    optimal = "optimal"
+    feasible = "feasible"
+    infeasible = "infeasible"
+    error = "error"
+
+
+@dataclass(frozen=True)
+class HighsOptions:
+    """What one HiGHS call may use. `time_limit` in seconds; `mip_gap` relative."""
+
+    time_limit: float | None = None
+    mip_gap: float | None = None
+    threads: int | None = None
+    lp_method: str = "simplex"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot sent to the caller while a run is under way."""
+
+    phase: str
+    elapsed: float
+    incumbent: float | None = None
+    bound: float | None = None
+    gap: float | None = None
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+StopCheck = Callable[[], bool]
+
+
+@dataclass
+class Solution:
+    """Result of one HiGHS call on a compiled Pyomo model."""
+
+    termination: Termination
+    status: SolutionStatus
+    objective: float | None
+    bound: float | None
+    seconds_compile: float
+    seconds_solve: float
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    duals: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status is not SolutionStatus.none
+
+
+def relative_gap(incumbent: float | None, bound: float | None) -> float | None:
+    """(incumbent - bound) / |incumbent|, the convention HiGHS and the summaries use."""
+    if incumbent is None or bound is None:
+        return None
+    if incumbent == bound:
+        return 0.0
+    return max(0.0, incumbent - bound) / max(abs(incumbent), 1e-10)
+
+
+@dataclass
+class _Compiled:
+    highs: highspy.Highs
+    var_slices: dict[str, tuple[np.ndarray, list[object]]]  # component -> (columns, indices)
+    row_slices: dict[str, tuple[np.ndarray, list[object]]]  # component -> (rows, indices)
+    offset: float
+    seconds: float
+
+
+def _compile(model: pyo.ConcreteModel) -> _Compiled:
+    started = time.perf_counter()
+    columns = [v for comp in model.component_objects(pyo.Var, active=True) for v in comp.values()]
+    info = LinearStandardFormCompiler().write(model, mixed_form=True, column_order=columns)
+    n_rows, n_cols = info.A.shape
+    lp = highspy.HighsLp()
+    lp.num_col_ = n_cols
+    lp.num_row_ = n_rows
+    lp.col_cost_ = np.asarray(info.c.toarray()).ravel() if n_cols else np.zeros(0)
+    lp.offset_ = float(info.c_offset[0]) if len(info.c_offset) else 0.0
+    lower = np.array([-math.inf if v.lb is None else v.lb for v in info.columns], dtype=float)
+    upper = np.array([math.inf if v.ub is None else v.ub for v in info.columns], dtype=float)
+    lp.col_lower_ = np.where(np.isinf(lower), -highspy.kHighsInf, lower)
+    lp.col_upper_ = np.where(np.isinf(upper), highspy.kHighsInf, upper)
+    bound_type = np.array([r.bound_type for r in info.rows], dtype=int)
+    rhs = np.asarray(info.rhs, dtype=float)
+    lp.row_lower_ = np.where(bound_type <= 0, rhs, -highspy.kHighsInf)
+    lp.row_upper_ = np.where(bound_type >= 0, rhs, highspy.kHighsInf)
+    a = info.A.tocsc()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a.data.astype(float)
+    integer = np.array([v.is_integer() for v in info.columns], dtype=bool)
+    if integer.any():
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+            for flag in integer
+        ]
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    status = highs.passModel(lp)
+    if status == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS rejected the compiled model")
+
+    # Columns per variable component; the compiler drops variables used nowhere (-1 here).
+    column_of = {id(v): i for i, v in enumerate(info.columns)}
+    var_slices: dict[str, tuple[np.ndarray, list[object]]] = {}
+    for comp in model.component_objects(pyo.Var, active=True):
+        keys = list(comp.keys())
+        cols = np.array([column_of.get(id(comp[k]), -1) for k in keys], dtype=np.int64)
+        var_slices[comp.local_name] = (cols, keys)
+    row_groups: dict[str, tuple[list[int], list[object]]] = {}
+    for i, entry in enumerate(info.rows):
+        con = entry.constraint
+        name = con.parent_component().local_name
+        rows, keys = row_groups.setdefault(name, ([], []))
+        rows.append(i)
+        keys.append(con.index())
+    row_slices = {k: (np.array(r, dtype=np.int64), keys) for k, (r, keys) in row_groups.items()}
+    return _Compiled(highs, var_slices, row_slices, lp.offset_, time.perf_counter() - started)
+
+
+def _apply_options(highs: highspy.Highs, options: HighsOptions, is_mip: bool) -> None:
+    if options.time_limit is not None:
+        highs.setOptionValue("time_limit", max(0.01, float(options.time_limit)))
+    if options.threads is not None:
+        highs.setOptionValue("threads", int(options.threads))
+    if is_mip and options.mip_gap is not None:
+        highs.setOptionValue("mip_rel_gap", float(options.mip_gap))
+    if not is_mip:
+        highs.setOptionValue("solver", options.lp_method)
+
+
+def run_highs(
+    model: pyo.ConcreteModel,
+    options: HighsOptions,
+    *,
+    on_progress: Callable[[float | None, float | None], None] | None = None,
+    should_stop: StopCheck | None = None,
+    start: Mapping[str, Mapping[object, float]] | None = None,
+    duals: bool = False,
+    stop_at_objective: float | None = None,
+) -> Solution:
+    """Solve `model` with HiGHS and return values per variable component (arrays in index order).
+
+    on_progress(incumbent, bound) is called when the MIP improves; should_stop() is polled and
+    interrupts the solve, keeping the incumbent. `start` is a MIP start as component -> {index:
+    value}. With `duals`, row duals per constraint component are returned (LPs only), in the
+    convention c - A'y = reduced costs. With `stop_at_objective`, a MIP stops as soon as it
+    has a solution that good (the caller knows a bound HiGHS does not); it then reports
+    Termination.optimal.
+    """
+    compiled = _compile(model)
+    highs = compiled.highs
+    lp = highs.getLp()
+    is_mip = len(lp.integrality_) > 0
+    _apply_options(highs, options, is_mip)
+
+    if start:
+        column = np.zeros(lp.num_col_)
+        for name, values in start.items():
+            cols, keys = compiled.var_slices[name]
+            position = dict(zip(keys, cols, strict=True))
+            for key, value in values.items():
+                if position[key] >= 0:
+                    column[position[key]] = value
+        sol = highspy.HighsSolution()
+        sol.col_value = column.tolist()
+        sol.value_valid = True
+        highs.setSolution(sol)
+
+    reached = False
+
+    def on_event(event: object) -> None:
+        nonlocal reached
+        out = event.data_out  # type: ignore[attr-defined]
+        if should_stop is not None and should_stop():
+            event.data_in.user_interrupt = True  # type: ignore[attr-defined]
+        if stop_at_objective is not None and is_mip and out.mip_primal_bound <= stop_at_objective:
+            reached = True
+            event.data_in.user_interrupt = True  # type: ignore[attr-defined]
+        if on_progress is not None and is_mip:
+            inc = out.mip_primal_bound
+            bnd = out.mip_dual_bound
+            on_progress(inc if abs(inc) < 1e50 else None, bnd if abs(bnd) < 1e50 else None)
+
+    if on_progress is not None or should_stop is not None or stop_at_objective is not None:
+        if is_mip:
+            highs.cbMipImprovingSolution.subscribe(on_event)
+            highs.cbMipInterrupt.subscribe(on_event)
+        else:
+            highs.cbSimplexInterrupt.subscribe(on_event)
+            highs.cbIpmInterrupt.subscribe(on_event)
+
+    started = time.perf_counter()
+    highs.run()
+    seconds = time.perf_counter() - started
+
+    model_status = highs.getModelStatus()
+    info = highs.getInfo()
+    has_primal = info.primal_solution_status == 2
+    termination = {
+        highspy.HighsModelStatus.kOptimal: Termination.optimal,
+        highspy.HighsModelStatus.kTimeLimit: Termination.time_limit,
+        highspy.HighsModelStatus.kInfeasible: Termination.infeasible,
+        highspy.HighsModelStatus.kUnbounded: Termination.unbounded,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible: Termination.infeasible,
+        highspy.HighsModelStatus.kInterrupt: Termination.cancelled,
+    }.get(model_status, Termination.error)
+    if termination is Termination.cancelled and reached:
+        termination = Termination.optimal
+    if termination is Termination.optimal and not reached:
+        status = SolutionStatus.optimal
+    elif has_primal:
+        status = SolutionStatus.feasible
+    else:
+        status = SolutionStatus.none
+
+    objective = float(info.objective_function_value) if has_primal else None
+    if is_mip:
+        bound = float(info.mip_dual_bound)
+        bound = bound if abs(bound) < 1e50 else None
+    else:
+        bound = objective if termination is Termination.optimal else None
+
+    result = Solution(termination, status, objective, bound, compiled.seconds, seconds)
+    if has_primal:
+        sol = highs.getSolution()
+        col = np.asarray(sol.col_value)
+        for name, (cols, _keys) in compiled.var_slices.items():
+            result.values[name] = np.where(cols >= 0, col[np.maximum(cols, 0)], 0.0)
+        if duals and not is_mip and sol.dual_valid:
+            row_dual = np.asarray(sol.row_dual)
+            for name, (rows, _keys) in compiled.row_slices.items():
+                result.duals[name] = row_dual[rows]
+            col_dual = np.asarray(sol.col_dual)
+            for name, (cols, _keys) in compiled.var_slices.items():
+                result.duals["rc:" + name] = np.where(cols >= 0, col_dual[np.maximum(cols, 0)], 0.0)
+    return result

@@ -1,0 +1,223 @@
+"""All-at-once checks of accounts, reps and distances; every problem names its row and column.
+
+Rows are 1-based data rows (the header is not counted), as a planner counts them in a sheet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from optimizer.domain import AlignmentData, DistanceMetric
+from optimizer.errors import InputError, Issue
+
+ACCOUNT_COLUMNS = ("account_id", "lat", "lon", "x", "y", "workload", "potential", "visits",
+                   "current_rep", "locked_rep", "parent_id", "unit_id", "segment", "name")
+ID_COLUMNS = ("account_id", "current_rep", "locked_rep", "parent_id", "unit_id", "segment", "name")
+REP_ID_COLUMNS = ("rep_id", "role", "name")
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Ids as trimmed strings; blanks become NA."""
+    s = series.astype("string").str.strip()
+    return s.mask(s == "", pd.NA)
+
+
+class _Checker:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.issues: list[Issue] = []
+
+    def add(self, row: int | None, field: str | None, message: str) -> None:
+        self.issues.append(Issue(self.source, row, field, message))
+
+    def rows(self, mask: np.ndarray | pd.Series, field: str, message: str,
+             values: pd.Series | None = None) -> None:
+        for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
+            shown = "" if values is None else f" (got {values.iloc[i]!r})"
+            self.add(int(i) + 1, field, message + shown)
+
+    def require(self, df: pd.DataFrame, column: str, why: str = "") -> bool:
+        if column not in df.columns:
+            self.add(None, column, f"required column is missing{why}")
+            return False
+        return True
+
+    def number(self, df: pd.DataFrame, column: str, *, default: float | None = None,
+               low: float | None = None, high: float | None = None,
+               strictly_positive: bool = False) -> pd.Series:
+        """Parse a numeric column, flagging text, blanks (without default) and range errors."""
+        raw = df[column] if column in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
+        text = raw.astype("string").str.strip()
+        blank = raw.isna() | (text == "")
+        value = pd.to_numeric(raw.where(~blank), errors="coerce").astype(float)
+        self.rows(~blank & value.isna(), column, "not a number", raw)
+        if default is None:
+            self.rows(blank, column, "is empty")
+        else:
+            value = value.where(~blank, default)
+        finite = value.notna()
+        self.rows(finite & ~np.isfinite(value.fillna(0)), column, "must be finite", raw)
+        if low is not None:
+            bad = finite & (value <= low if strictly_positive else value < low)
+            self.rows(bad, column, f"must be {'>' if strictly_positive else '≥'} {low:g}", raw)
+        if high is not None:
+            self.rows(finite & (value > high), column, f"must be ≤ {high:g}", raw)
+        return value
+
+    def unique_ids(self, ids: pd.Series, column: str) -> None:
+        self.rows(ids.isna(), column, "is empty")
+        first_row: dict[str, int] = {}
+        for i, v in enumerate(ids):
+            if v is pd.NA:
+                continue
+            if v in first_row:
+                self.add(i + 1, column, f"duplicate {column} {v!r} (first on row {first_row[v]})")
+            else:
+                first_row[v] = i + 1
+
+
+def _coordinates(check: _Checker, df: pd.DataFrame, metric: DistanceMetric,
+                 out: pd.DataFrame, who: str) -> None:
+    if metric is DistanceMetric.euclidean:
+        if check.require(df, "x", " (metric euclidean needs planar x, y)") & check.require(
+            df, "y", " (metric euclidean needs planar x, y)"):
+            out["x"] = check.number(df, "x")
+            out["y"] = check.number(df, "y")
+        return
+    optional = metric is DistanceMetric.matrix
+    has = "lat" in df.columns and "lon" in df.columns
+    if not has:
+        if not optional:
+            check.require(df, "lat", f" ({who} need WGS84 lat, lon)")
+            check.require(df, "lon", f" ({who} need WGS84 lat, lon)")
+        return
+    out["lat"] = check.number(df, "lat", low=-90, high=90,
+                              default=np.nan if optional else None)
+    out["lon"] = check.number(df, "lon", low=-180, high=180,
+                              default=np.nan if optional else None)
+
+
+def validate_reps(df: pd.DataFrame, metric: DistanceMetric, *, source: str = "reps",
+                  needs_location: bool = True) -> tuple[pd.DataFrame, list[Issue]]:
+    check = _Checker(source)
+    out = pd.DataFrame(index=df.index)
+    if check.require(df, "rep_id"):
+        out["rep_id"] = _text(df["rep_id"])
+        check.unique_ids(out["rep_id"], "rep_id")
+    if needs_location:
+        _coordinates(check, df, metric, out, "reps")
+    if check.require(df, "capacity", " (selling hours per year)"):
+        out["capacity"] = check.number(df, "capacity", low=0, strictly_positive=True)
+    out["max_accounts"] = check.number(df, "max_accounts", default=np.nan, low=0)
+    out["role"] = _text(df["role"]) if "role" in df.columns else pd.Series(pd.NA, index=df.index,
+                                                                           dtype="string")
+    out["name"] = _text(df["name"]) if "name" in df.columns else out.get("rep_id")
+    if "start_date" in df.columns:
+        dates = pd.to_datetime(df["start_date"], errors="coerce")
+        check.rows(df["start_date"].notna() & dates.isna(), "start_date", "not a date (YYYY-MM-DD)",
+                   df["start_date"])
+        out["start_date"] = dates
+    return out.reset_index(drop=True), check.issues
+
+
+def validate_accounts(df: pd.DataFrame, metric: DistanceMetric, *,
+                      source: str = "accounts") -> tuple[pd.DataFrame, list[Issue]]:
+    check = _Checker(source)
+    out = pd.DataFrame(index=df.index)
+    if check.require(df, "account_id"):
+        out["account_id"] = _text(df["account_id"])
+        check.unique_ids(out["account_id"], "account_id")
+    _coordinates(check, df, metric, out, "accounts")
+    if check.require(df, "workload", " (hours per year)"):
+        out["workload"] = check.number(df, "workload", low=0)
+    out["potential"] = check.number(df, "potential", default=0.0, low=0)
+    out["visits"] = check.number(df, "visits", default=1.0, low=0)
+    for column in ID_COLUMNS[1:]:
+        out[column] = _text(df[column]) if column in df.columns else pd.Series(
+            pd.NA, index=df.index, dtype="string")
+    extra = [c for c in df.columns if c not in ACCOUNT_COLUMNS]
+    for column in extra:
+        out[column] = df[column]
+    return out.reset_index(drop=True), check.issues
+
+
+def _hierarchy_issues(accounts: pd.DataFrame, source: str) -> list[Issue]:
+    check = _Checker(source)
+    ids = accounts["account_id"]
+    parents = accounts["parent_id"]
+    known = set(ids.dropna())
+    row_of = {v: i for i, v in enumerate(ids) if v is not pd.NA}
+    has_parent = parents.notna().to_numpy()
+    for i in np.flatnonzero(has_parent):
+        if parents.iloc[i] not in known:
+            check.add(int(i) + 1, "parent_id", f"unknown account {parents.iloc[i]!r}")
+        elif parents.iloc[i] == ids.iloc[i]:
+            check.add(int(i) + 1, "parent_id", "an account cannot be its own parent")
+    # Cycles: follow parents; a walk that returns to a visited account of the same walk.
+    state = np.zeros(len(ids), dtype=np.int8)  # 0 new, 1 on current path, 2 done
+    for start in range(len(ids)):
+        path: list[int] = []
+        i: int | None = start
+        while i is not None and state[i] == 0:
+            state[i] = 1
+            path.append(i)
+            p = parents.iloc[i]
+            i = row_of.get(p) if p is not pd.NA and p != ids.iloc[i] else None
+        if i is not None and state[i] == 1:
+            cycle = path[path.index(i):]
+            names = " → ".join(str(ids.iloc[j]) for j in [*cycle, cycle[0]])
+            for j in cycle:
+                check.add(j + 1, "parent_id", f"cyclic hierarchy: {names}")
+        for j in path:
+            state[j] = 2
+    return check.issues
+
+
+def _distance_issues(distances: pd.DataFrame, accounts: pd.DataFrame, reps: pd.DataFrame,
+                     source: str) -> tuple[pd.DataFrame, list[Issue]]:
+    check = _Checker(source)
+    out = pd.DataFrame(index=distances.index)
+    ok = all(check.require(distances, c) for c in ("from_id", "to_id", "distance"))
+    if not ok:
+        return out, check.issues
+    out["from_id"] = _text(distances["from_id"])
+    out["to_id"] = _text(distances["to_id"])
+    out["distance"] = check.number(distances, "distance", low=0)
+    accounts_known = set(accounts["account_id"].dropna())
+    reps_known = set(reps["rep_id"].dropna())
+    check.rows(~out["from_id"].isin(accounts_known).to_numpy(), "from_id", "unknown account",
+               out["from_id"])
+    check.rows(~out["to_id"].isin(reps_known).to_numpy(), "to_id", "unknown rep", out["to_id"])
+    return out.reset_index(drop=True), check.issues
+
+
+def validate_alignment(accounts: pd.DataFrame, reps: pd.DataFrame,
+                       distances: pd.DataFrame | None, metric: DistanceMetric,
+                       *, sources: tuple[str, str, str] = ("accounts", "reps", "distances"),
+                       ) -> AlignmentData:
+    """Check everything and return typed data, or raise one InputError listing every problem."""
+    acc, issues = validate_accounts(accounts, metric, source=sources[0])
+    rep, rep_issues = validate_reps(reps, metric, source=sources[1])
+    issues += rep_issues
+    dist = None
+    if "account_id" in acc.columns and "rep_id" in rep.columns:
+        known_reps = set(rep["rep_id"].dropna())
+        cross = _Checker(sources[0])
+        for column in ("current_rep", "locked_rep"):
+            col = acc[column]
+            cross.rows((col.notna() & ~col.isin(known_reps)).to_numpy(), column, "unknown rep", col)
+        issues += cross.issues
+        issues += _hierarchy_issues(acc, sources[0])
+        if distances is not None:
+            dist, dist_issues = _distance_issues(distances, acc, rep, sources[2])
+            issues += dist_issues
+    if metric is DistanceMetric.matrix and distances is None:
+        issues.append(Issue(sources[2], None, None, "metric 'matrix' needs a distances file"))
+    if len(acc) == 0:
+        issues.append(Issue(sources[0], None, None, "no accounts"))
+    if len(rep) == 0:
+        issues.append(Issue(sources[1], None, None, "no reps"))
+    if issues:
+        raise InputError(issues)
+    return AlignmentData(acc, rep, dist)
