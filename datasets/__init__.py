@@ -1,0 +1,1 @@
+"""Bundled data sets, installed as the package `territory_datasets` (see optimizer.datasets)."""

@@ -134,7 +134,8 @@ def state_block_alignment(accounts: pd.DataFrame, reps: pd.DataFrame) -> np.ndar
     return current
 
 
-def build(places: pd.DataFrame, n_reps: int, seed: int, enterprise_reps: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build(places: pd.DataFrame, n_reps: int, seed: int,
+          enterprise_reps: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     base = add_commercial_attributes(places, hours_scale=1.0)
     capacities = np.where(np.arange(n_reps) % 10 == 9, PART_TIME_HOURS, FULL_TIME_HOURS)
     scale = TARGET_UTILISATION * capacities.sum() / base["workload"].sum()

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,7 @@ import pyomo.environ as pyo
 
 from optimizer import blocks
 from optimizer.domain import AlignmentData, Scenario
-from optimizer.errors import InfeasibleScenarioError, SolveCancelled, SolverError
+from optimizer.errors import InfeasibleScenarioError, SolveCancelledError, SolverError
 from optimizer.kpi import alignment_kpis, territory_table
 from optimizer.problem import METRICS, Problem, fmt, prepare
 from optimizer.solve import (
@@ -58,7 +58,6 @@ from optimizer.solve import (
     Progress,
     ProgressCallback,
     RunStatus,
-    SolutionStatus,
     StopCheck,
     Termination,
     relative_gap,
@@ -311,7 +310,8 @@ class _Clock:
             return
         now = self.elapsed
         last_time, last_inc, last_bound = self._last
-        if phase == "mip" and now - last_time < 0.5 and (incumbent, bound) == (last_inc, last_bound):
+        same = (incumbent, bound) == (last_inc, last_bound)
+        if phase == "mip" and now - last_time < 0.5 and same:
             return  # HiGHS calls back very often; pass on changes and a heartbeat
         self._last = (now, incumbent, bound)
         if True:
@@ -356,7 +356,7 @@ def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: i
                         should_stop=should_stop, duals=True)
         clock.solve += sol.seconds_solve + sol.seconds_compile
         if sol.termination is Termination.cancelled:
-            raise SolveCancelled("cancelled while solving the LP relaxation")
+            raise SolveCancelledError("cancelled while solving the LP relaxation")
         if sol.termination is not Termination.optimal or sol.objective is None:
             raise SolverError(f"the LP relaxation ended with {sol.termination.value}")
         duals = _duals_of(s, sol.duals, model)
@@ -380,24 +380,47 @@ def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: i
     raise SolverError("LP pricing did not converge")
 
 
-def _explain_lp_infeasibility(p: Problem, s: Scaled, lp_values: dict[str, np.ndarray],
-                              model_keys: dict[str, list[Any]]) -> list[str]:
+def _max_art(lp: dict[str, np.ndarray]) -> float:
+    return max([float(v.max()) for k, v in lp.items() if k.startswith("art") and len(v)] or [0.0])
+
+
+def _explain_infeasible(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock,
+                        threads: int | None, should_stop: StopCheck | None,
+                        measure: str) -> list[str]:
+    """Why the LP relaxation cannot meet the hard rules, in business terms. Bands first
+    (phase-1 LP without the disruption limit), then the disruption limit (least movement
+    that the bands need, an LP bound)."""
+    free = np.where(np.isfinite(s.cost), 0.0, np.inf)
+    bands = replace(s, cost=free, soft_cost=np.zeros_like(s.soft_cost), budget=None)
+    _, _, lp, _, _ = _solve_lp(p, bands, mask, clock, threads, should_stop, 1.0)
     reasons = []
-    for name, side in (("art_lo", "minimum"), ("art_hi", "maximum")):
-        for (r, k), v in zip(model_keys.get(name, []), lp_values.get(name, []), strict=False):
-            if v > 1e-6:
-                metric = METRICS[k]
-                amount = v / s.metric_scale[k]
-                bound = (p.lo if side == "minimum" else p.hi)[r, k]
-                what = "short of" if side == "minimum" else "over"
-                reasons.append(
-                    f"rep {p.rep_ids[r]}: {metric.value} stays {fmt(metric, amount)} {what} its "
-                    f"{side} of {fmt(metric, bound)} even at best")
-    if lp_values.get("art_budget", np.zeros(1)).max() > 1e-6:
-        need = (s.budget or 0) + float(lp_values["art_budget"].max())
-        reasons.append(f"the disruption limit is too tight: meeting the bands moves at least "
-                       f"{need:.1%} of the {p.book and 'disruption measure'}")
-    return reasons or ["the balance bands, locks and limits cannot all hold at once"]
+    if _max_art(lp) > 1e-7:
+        probe = build(bands, Pairs(np.zeros(0, int), np.zeros(0, int)), relaxed=True,
+                      elastic=1.0)
+        for name, side in (("art_lo", "minimum"), ("art_hi", "maximum")):
+            keys = list(getattr(probe, name).keys()) if hasattr(probe, name) else []
+            for (r, k), v in zip(keys, lp.get(name, []), strict=False):
+                if v > 1e-6:
+                    metric = METRICS[k]
+                    bound = (p.lo if side == "minimum" else p.hi)[r, k]
+                    why = p.hi_reason[r, k] if side == "maximum" else "minimum of"
+                    what = "short of" if side == "minimum" else "over"
+                    reasons.append(
+                        f"rep {p.rep_ids[r]}: {metric.value} stays at least "
+                        f"{fmt(metric, v / s.metric_scale[k])} {what} {why} "
+                        f"{fmt(metric, bound)}, given locks, eligibility and hierarchies")
+        return reasons or ["the balance bands, locks and limits cannot all hold at once"]
+    if s.budget is not None:
+        least = replace(bands, cost=np.where(np.isfinite(s.cost), s.moved, np.inf))
+        z, _, _, _, _ = _solve_lp(p, least, mask, clock, threads, should_stop, 1e4)
+        return [f"the disruption limit lets {s.budget:.1%} of {measure} move, but meeting the "
+                f"balance bands and limits moves at least {z:.1%}"]
+    return ["the balance bands, locks and limits cannot all hold at once"]
+
+
+def _measure_name(scenario: Scenario) -> str:
+    return {"accounts": "accounts", "workload": "workload", "potential": "potential"}[
+        scenario.disruption.measure.value]
 
 
 def _window_for(sorted_positive: np.ndarray, extra_pairs: int) -> float:
@@ -410,7 +433,8 @@ def _window_for(sorted_positive: np.ndarray, extra_pairs: int) -> float:
 def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock,
                           gap: float, threads: int | None, should_stop: StopCheck | None,
                           incumbent: np.ndarray | None, to_normal: float,
-                          z_lp: float, stop_at: float) -> tuple[Any, Pairs]:
+                          z_lp: float, stop_at: float,
+                          give_up_above: float | None) -> tuple[Any, Pairs]:
     pairs = Pairs.from_mask(mask)
     model = _timed_build(clock, s, pairs)
     start = None
@@ -418,7 +442,7 @@ def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock
         chosen = mask.copy()
         chosen[:] = False
         chosen[np.arange(p.n_units), incumbent] = True
-        start = {"x": {i: 1.0 for i in np.flatnonzero(chosen[pairs.unit, pairs.rep])}}
+        start = {"x": dict.fromkeys(np.flatnonzero(chosen[pairs.unit, pairs.rep]), 1.0)}
 
     def progress(inc: float | None, bnd: float | None) -> None:
         shown = None if bnd is None else max(bnd, z_lp) * to_normal
@@ -427,7 +451,7 @@ def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock
     sol = run_highs(model, HighsOptions(time_limit=max(clock.left, 0.5), mip_gap=gap,
                                         threads=threads),
                     on_progress=progress, should_stop=should_stop, start=start,
-                    stop_at_objective=stop_at)
+                    stop_at_objective=stop_at, stop_if_bound_above=give_up_above)
     clock.solve += sol.seconds_solve + sol.seconds_compile
     return sol, pairs
 
@@ -437,7 +461,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     """Realign `data` under `scenario`; see the module docstring for the model and method.
 
     Raises InfeasibleScenarioError (with business reasons) when no plan can meet the scenario,
-    SolveCancelled when stopped before any plan exists.
+    SolveCancelledError when stopped before any plan exists.
     """
     settings = scenario.solver
     clock = _Clock(settings.time_limit, on_progress)
@@ -458,21 +482,12 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     elastic = ELASTIC_PENALTY * s.obj_scale
     z_lp, red, lp, mask, rounds = _solve_lp(p, s, mask, clock, settings.threads, should_stop,
                                             elastic)
-    art = max([float(v.max()) for k, v in lp.items() if k.startswith("art") and len(v)] or [0.0])
-    if art > 1e-6:
-        # Not even the relaxation can meet the hard rules. Check with a phase-1 LP (travel and
-        # disruption costs removed) before blaming the data rather than the penalty size.
-        zero = Scaled(**{**s.__dict__, "cost": np.where(np.isfinite(s.cost), 0.0, np.inf),
-                         "soft_cost": np.zeros_like(s.soft_cost)})
-        _, _, lp0, _, _ = _solve_lp(p, zero, mask, clock, settings.threads, should_stop, 1.0)
-        art0 = max([float(v.max()) for k, v in lp0.items() if k.startswith("art") and len(v)]
-                   or [0.0])
-        if art0 > 1e-7:
-            probe = build(zero, Pairs.from_mask(mask), relaxed=True, elastic=1.0)
-            keys = {n: list(getattr(probe, n).keys()) for n in ("art_lo", "art_hi")
-                    if hasattr(probe, n)}
-            raise InfeasibleScenarioError(_explain_lp_infeasibility(p, zero, lp0, keys))
-        raise SolverError("the LP needed an elastic penalty larger than supported")
+    if _max_art(lp) > 1e-6:
+        # Not even the relaxation meets the hard rules at the elastic price: find out why
+        # (and make sure it is the data, not the price).
+        reasons = _explain_infeasible(p, s, mask, clock, settings.threads, should_stop,
+                                      _measure_name(scenario))
+        raise InfeasibleScenarioError(reasons)
     lp_bound = z_lp
     clock.tell("lp", bound=lp_bound * to_normal,
                message=f"LP bound over all {int(p.allowed.sum()):,} pairs")
@@ -492,10 +507,15 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         last_pairs = int(mipmask.sum())
         clock.tell("mip", None if best_unit is None else z_inc * to_normal, bound * to_normal,
                    message=f"MIP over {last_pairs:,} pairs")
-        # HiGHS only knows the restricted bound; it stops once the LP bound proves the target.
-        sol, pairs = _solve_restricted_mip(p, s, mipmask, clock, target / 4, settings.threads,
-                                           should_stop, best_unit, to_normal, z_lp,
-                                           stop_at=z_lp / (1 - target) if target > 0 else z_lp)
+        # HiGHS only knows the restricted bound: it stops once the LP bound proves the target,
+        # and, while the window does not yet cover every better plan, as soon as its own bound
+        # shows this window cannot reach the target (widening is then the way forward).
+        stop_at = z_lp / (1 - target) if target > 0 else z_lp
+        covering = best_unit is not None and window >= z_inc - z_lp - 1e-9
+        sol, pairs = _solve_restricted_mip(
+            p, s, mipmask, clock, target / 2, settings.threads, should_stop, best_unit,
+            to_normal, z_lp, stop_at=stop_at,
+            give_up_above=None if covering or last_pairs == int(p.allowed.sum()) else stop_at)
         complete = last_pairs == int(p.allowed.sum())
         if sol.has_solution and sol.objective is not None and sol.objective < z_inc - 1e-12:
             chosen = sol.values["x"] > 0.5
@@ -508,7 +528,8 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
                 "accounts would meet them, but no whole assignment does"])
         # Every plan better than the incumbent uses only pairs with reduced cost below
         # z_inc - z_lp, so once the window covers that, the MIP's bound is global.
-        if best_unit is not None and window >= z_inc - z_lp - 1e-9:
+        if best_unit is not None and window >= z_inc - z_lp - 1e-9 and \
+                sol.termination is not Termination.bound_exceeded:
             restricted = sol.bound if sol.bound is not None else z_inc
             if sol.termination is Termination.infeasible:
                 restricted = z_inc
@@ -533,7 +554,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         window = max(window * 1.5, by_size) if by_size > window else window * 4
     if best_unit is None:
         if termination is Termination.cancelled:
-            raise SolveCancelled("cancelled before a plan was found")
+            raise SolveCancelledError("cancelled before a plan was found")
         raise SolverError(f"no plan found within the time limit ({settings.time_limit:g} s)")
 
     status = RunStatus.optimal if termination is Termination.optimal else RunStatus.feasible
@@ -566,7 +587,7 @@ def _result(data: AlignmentData, scenario: Scenario, p: Problem, unit_rep: np.nd
             assignments[column] = acc[column]
     table = territory_table(p.book, assign)
     territories = pd.DataFrame({"territory_id": p.rep_ids, "rep_id": p.rep_ids, "centre": None,
-                                **{k: v for k, v in table.items()}})
+                                **dict(table.items())})
     territories["capacity"] = reps["capacity"].to_numpy()
     tolerances = {m.value: (scenario.balance.rule(m).tolerance or 0.10) for m in METRICS}
     kpis = {"after": alignment_kpis(p.book, assign, tolerances)}

@@ -62,8 +62,8 @@ class Balance(_Frozen):
     potential: BalanceRule = BalanceRule(hard=False)
     accounts: BalanceRule = BalanceRule(hard=True)
 
-    def rule(self, metric: Metric) -> BalanceRule:
-        rule: BalanceRule = getattr(self, metric.value)
+    def rule(self, metric: Metric | str) -> BalanceRule:
+        rule: BalanceRule = getattr(self, Metric(metric).value)
         return rule
 
 

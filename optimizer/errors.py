@@ -11,7 +11,7 @@ class OptimizerError(Exception):
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem in the input: which file, which data row (1-based, header excluded) and column."""
+    """One problem in the input: file, data row (1-based, header not counted) and column."""
 
     source: str
     row: int | None
@@ -49,5 +49,5 @@ class SolverError(OptimizerError):
     """HiGHS failed or returned something we cannot use."""
 
 
-class SolveCancelled(OptimizerError):
+class SolveCancelledError(OptimizerError):
     """The caller asked the solve to stop and no usable plan existed yet."""

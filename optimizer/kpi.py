@@ -83,14 +83,16 @@ def territory_table(book: Book, assign: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def alignment_kpis(book: Book, assign: np.ndarray, tolerances: dict[str, float]) -> dict[str, object]:
+def alignment_kpis(book: Book, assign: np.ndarray,
+                   tolerances: dict[str, float]) -> dict[str, object]:
     """Every alignment KPI: balance per metric, travel, disruption, utilisation, coverage."""
     assigned = assign >= 0
     table = territory_table(book, assign)
     balance = {}
     for m in METRICS:
         total = float(book.metric(m)[assigned].sum())
-        balance[m] = balance_stats(table[m], fair_shares(total, book.capacity), tolerances.get(m, 0.1))
+        fair = fair_shares(total, book.capacity)
+        balance[m] = balance_stats(table[m], fair, tolerances.get(m, 0.1))
     travel = np.nan_to_num(account_travel(book, assign))
     dist = np.nan_to_num(account_distance(book, assign))
     w = book.workload[assigned]

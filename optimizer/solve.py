@@ -30,6 +30,7 @@ class Termination(StrEnum):
     infeasible = "infeasible"
     unbounded = "unbounded"
     cancelled = "cancelled"
+    bound_exceeded = "bound_exceeded"  # stopped: the MIP bound shows the goal is out of reach
     error = "error"
 
 
@@ -172,6 +173,11 @@ def _apply_options(highs: highspy.Highs, options: HighsOptions, is_mip: bool) ->
         highs.setOptionValue("threads", int(options.threads))
     if is_mip and options.mip_gap is not None:
         highs.setOptionValue("mip_rel_gap", float(options.mip_gap))
+    if is_mip:
+        # Planners read bands as exact: a workload of 0.7999991 against a minimum of 0.8 is a
+        # violation to them, so integer plans are held to much tighter tolerances than default.
+        highs.setOptionValue("mip_feasibility_tolerance", 1e-9)
+        highs.setOptionValue("primal_feasibility_tolerance", 1e-9)
     if not is_mip:
         highs.setOptionValue("solver", options.lp_method)
 
@@ -185,6 +191,7 @@ def run_highs(
     start: Mapping[str, Mapping[object, float]] | None = None,
     duals: bool = False,
     stop_at_objective: float | None = None,
+    stop_if_bound_above: float | None = None,
 ) -> Solution:
     """Solve `model` with HiGHS and return values per variable component (arrays in index order).
 
@@ -193,7 +200,8 @@ def run_highs(
     value}. With `duals`, row duals per constraint component are returned (LPs only), in the
     convention c - A'y = reduced costs. With `stop_at_objective`, a MIP stops as soon as it
     has a solution that good (the caller knows a bound HiGHS does not); it then reports
-    Termination.optimal.
+    Termination.optimal. With `stop_if_bound_above`, a MIP gives up once its dual bound shows
+    that no solution that good exists (Termination.bound_exceeded).
     """
     compiled = _compile(model)
     highs = compiled.highs
@@ -215,21 +223,27 @@ def run_highs(
         highs.setSolution(sol)
 
     reached = False
+    hopeless = False
 
     def on_event(event: object) -> None:
-        nonlocal reached
+        nonlocal reached, hopeless
         out = event.data_out  # type: ignore[attr-defined]
         if should_stop is not None and should_stop():
             event.data_in.user_interrupt = True  # type: ignore[attr-defined]
         if stop_at_objective is not None and is_mip and out.mip_primal_bound <= stop_at_objective:
             reached = True
             event.data_in.user_interrupt = True  # type: ignore[attr-defined]
+        if stop_if_bound_above is not None and is_mip and \
+                stop_if_bound_above < out.mip_dual_bound < 1e50:
+            hopeless = True
+            event.data_in.user_interrupt = True  # type: ignore[attr-defined]
         if on_progress is not None and is_mip:
             inc = out.mip_primal_bound
             bnd = out.mip_dual_bound
             on_progress(inc if abs(inc) < 1e50 else None, bnd if abs(bnd) < 1e50 else None)
 
-    if on_progress is not None or should_stop is not None or stop_at_objective is not None:
+    if any(x is not None for x in (on_progress, should_stop, stop_at_objective,
+                                   stop_if_bound_above)):
         if is_mip:
             highs.cbMipImprovingSolution.subscribe(on_event)
             highs.cbMipInterrupt.subscribe(on_event)
@@ -254,6 +268,8 @@ def run_highs(
     }.get(model_status, Termination.error)
     if termination is Termination.cancelled and reached:
         termination = Termination.optimal
+    elif termination is Termination.cancelled and hopeless:
+        termination = Termination.bound_exceeded
     if termination is Termination.optimal and not reached:
         status = SolutionStatus.optimal
     elif has_primal:

@@ -1,0 +1,184 @@
+"""`territory` command line. The only place that turns optimizer errors into exit codes:
+0 done, 1 solver error, 2 bad input, 3 infeasible scenario (explained), 4 cancelled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from optimizer import datasets as bundled
+from optimizer.alignment import AlignmentResult
+from optimizer.alignment import solve as solve_alignment
+from optimizer.domain import Scenario
+from optimizer.errors import (
+    InfeasibleScenarioError,
+    InputError,
+    OptimizerError,
+    SolveCancelledError,
+    SolverError,
+)
+from optimizer.io import read_alignment, read_scenario, write_json, write_tables
+from optimizer.solve import Progress
+
+app = typer.Typer(help="Sales territory realignment and design with provable optimality gaps.",
+                  no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+datasets_app = typer.Typer(help="Bundled data sets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_SOLVER, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_CANCELLED = 1, 2, 3, 4
+
+
+def _progress_line(p: Progress) -> str:
+    parts = [f"[bold]{p.phase:<7}[/]", f"{p.elapsed:6.1f} s"]
+    if p.incumbent is not None:
+        parts.append(f"incumbent {p.incumbent:.6g}")
+    if p.bound is not None:
+        parts.append(f"bound {p.bound:.6g}")
+    if p.gap is not None:
+        parts.append(f"gap {p.gap:.3%}")
+    if p.message:
+        parts.append(f"[dim]{p.message}[/]")
+    return "  ".join(parts)
+
+
+def _kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
+    b, t, d, u = kpis["balance"], kpis["travel"], kpis["disruption"], kpis["utilisation"]
+    return [
+        ("Workload: max / fair share", f"{b['workload']['max_over_fair']:.3f}"),
+        ("Workload: min / fair share", f"{b['workload']['min_over_fair']:.3f}"),
+        ("Workload: coefficient of variation", f"{b['workload']['cv']:.3f}"),
+        ("Workload: territories within tolerance",
+         f"{b['workload']['share_within_tolerance']:.0%}"),
+        ("Potential: coefficient of variation", f"{b['potential']['cv']:.3f}"),
+        ("Accounts: coefficient of variation", f"{b['accounts']['cv']:.3f}"),
+        ("Reps over capacity", f"{u['over_capacity_reps']}"),
+        ("Max utilisation", f"{u['max']:.0%}"),
+        ("Travel (visits × distance)", f"{t['total']:,.0f}"),
+        ("Workload-weighted mean distance", f"{t['workload_weighted_mean_distance']:,.1f}"),
+        ("Accounts moved", f"{d['accounts_moved']:,.0f} ({d['accounts_moved_share']:.1%})"),
+        ("Workload moved", f"{d['workload_moved']:,.0f} ({d['workload_moved_share']:.1%})"),
+    ]
+
+
+def _print_result(result: AlignmentResult, out: Path) -> None:
+    r = result.report
+    table = Table(title="Realignment: before and after")
+    table.add_column("KPI")
+    after = _kpi_rows(result.kpis["after"])
+    before = _kpi_rows(result.kpis["before"]) if "before" in result.kpis else None
+    if before:
+        table.add_column("Before", justify="right")
+    table.add_column("After", justify="right")
+    for i, (name, value) in enumerate(after):
+        table.add_row(name, *([before[i][1]] if before else []), value)
+    console.print(table)
+    gap = "n/a" if r.gap is None else f"{r.gap:.3%}"
+    console.print(
+        f"[bold]{r.status.value}[/]: objective {r.objective:.6g}, bound {r.bound:.6g}, "
+        f"gap {gap} in {r.seconds:.1f} s (model build {r.seconds_build:.1f} s, "
+        f"HiGHS {r.seconds_solve:.1f} s); {r.pairs['pairs_allowed']:,} pairs priced, "
+        f"{r.pairs['pairs_in_mip']:,} in the final MIP")
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    console.print(f"Outputs written to {out}/")
+
+
+def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "summary.json", {"status": status, "objective": None, "bound": None,
+                                      "gap": None, "seconds": None, "message": message,
+                                      "reasons": reasons or []})
+
+
+@app.command()
+def align(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    accounts: Annotated[Path | None, typer.Option(help="accounts.csv/.parquet/.geojson")] = None,
+    reps: Annotated[Path | None, typer.Option(help="reps.csv")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="Scenario YAML or JSON.")] = None,
+    distances: Annotated[Path | None, typer.Option(help="distances.csv: from_id,to_id,distance")]
+    = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="A bundled data set instead of --accounts/--reps (its scenario.yaml applies "
+             "unless --scenario is given).")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Override solver.time_limit (s).")]
+    = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Realign accounts among existing reps."""
+    try:
+        if dataset is not None:
+            d = bundled.get_dataset_or_raise(dataset)
+            accounts, reps = d.file("accounts.csv"), d.file("reps.csv")
+            scenario = scenario or d.file("scenario.yaml")
+            distances = distances or d.file("distances.csv")
+        if accounts is None or reps is None:
+            raise InputError([_missing("--accounts and --reps (or --dataset)")])
+        sc: Scenario = read_scenario(scenario)
+        if time_limit is not None:
+            sc = sc.model_copy(update={"solver": sc.solver.model_copy(
+                update={"time_limit": time_limit})})
+        data = read_alignment(accounts, reps, sc, distances)
+        if quiet:
+            result = solve_alignment(data, sc)
+        else:
+            with Live(console=console, refresh_per_second=4, transient=True) as live:
+                result = solve_alignment(
+                    data, sc, on_progress=lambda p: live.update(_progress_line(p)))
+        write_tables(out, result.summary(), {"assignments": result.assignments,
+                                             "territories": result.territories})
+        _print_result(result, out)
+    except InputError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_INPUT) from exc
+    except InfeasibleScenarioError as exc:
+        _fail(out, "infeasible", "the scenario is infeasible", exc.reasons)
+        err_console.print(f"[red]infeasible:[/] {exc}")
+        raise typer.Exit(EXIT_INFEASIBLE) from exc
+    except SolveCancelledError as exc:
+        _fail(out, "error", str(exc))
+        raise typer.Exit(EXIT_CANCELLED) from exc
+    except (SolverError, OptimizerError) as exc:
+        _fail(out, "error", str(exc))
+        err_console.print(f"[red]solver error:[/] {exc}")
+        raise typer.Exit(EXIT_SOLVER) from exc
+
+
+def _missing(what: str) -> Any:
+    from optimizer.errors import Issue
+
+    return Issue("command line", None, None, f"missing {what}")
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the bundled data sets."""
+    table = Table("name", "description", "files")
+    for d in bundled.available():
+        table.add_row(d.name, d.description, ", ".join(f.name for f in d.files()
+                                                       if not f.name.endswith(".py")))
+    console.print(table)
+
+
+@datasets_app.command("export")
+def datasets_export(name: str, target: Path) -> None:
+    """Copy a bundled data set into a folder."""
+    try:
+        written = bundled.export(name, target)
+    except InputError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_INPUT) from exc
+    for f in written:
+        console.print(str(f))
+
+
+if __name__ == "__main__":
+    app()

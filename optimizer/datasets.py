@@ -1,0 +1,67 @@
+"""The data sets bundled with the package (`datasets/` in the repository)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import territory_datasets
+
+from optimizer.errors import InputError, Issue
+
+ROOT = Path(territory_datasets.__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return ROOT / self.name
+
+    def file(self, name: str) -> Path | None:
+        p = self.path / name
+        return p if p.exists() else None
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.path.iterdir() if p.is_file())
+
+
+CATALOGUE = {
+    d.name: d
+    for d in [
+        Dataset("us-accounts", "16,943 US places (GeoNames, population ≥ 1,000) as accounts, "
+                "100 reps, a state-block current alignment"),
+        Dataset("us-regional", "372 Georgia places as accounts, 6 reps: the fast demo"),
+        Dataset("us-zips", "about 41,700 active US ZIP codes as geographic units"),
+        Dataset("ga-counties", "Georgia's 159 counties with polygons and population"),
+    ]
+}
+
+
+def available() -> list[Dataset]:
+    return [d for d in CATALOGUE.values() if d.path.exists()]
+
+
+def get_dataset_or_raise(name: str) -> Dataset:
+    d = CATALOGUE.get(name)
+    if d is None or not d.path.exists():
+        known = ", ".join(x.name for x in available())
+        raise InputError([Issue("dataset", None, None, f"unknown data set {name!r} ({known})")])
+    return d
+
+
+def export(name: str, target: str | Path) -> list[Path]:
+    """Copy a bundled data set's files (data, scenario, SOURCE.md) into `target`."""
+    d = get_dataset_or_raise(name)
+    out = Path(target)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in d.files():
+        if f.suffix in (".csv", ".geojson", ".yaml", ".md", ".json"):
+            shutil.copy2(f, out / f.name)
+            written.append(out / f.name)
+    return written
