@@ -2,7 +2,7 @@
 
 Every US place with population >= 1,000 in GeoNames becomes an account. Coordinates,
 names, states and populations are real; the commercial attributes are modelled
-deterministically (see SOURCE.md in each dataset folder). Run from the repository root:
+deterministically (see us-accounts/SOURCE.md). Run from the repository root:
 
     python datasets/build_us_accounts.py
 """

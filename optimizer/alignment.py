@@ -403,12 +403,12 @@ def _explain_infeasible(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock,
                 if v > 1e-6:
                     metric = METRICS[k]
                     bound = (p.lo if side == "minimum" else p.hi)[r, k]
-                    why = p.hi_reason[r, k] if side == "maximum" else "minimum of"
+                    limit = p.hi_reason[r, k] if side == "maximum" else "its minimum"
                     what = "short of" if side == "minimum" else "over"
                     reasons.append(
-                        f"rep {p.rep_ids[r]}: {metric.value} stays at least "
-                        f"{fmt(metric, v / s.metric_scale[k])} {what} {why} "
-                        f"{fmt(metric, bound)}, given locks, eligibility and hierarchies")
+                        f"even the closest plan leaves rep {p.rep_ids[r]}'s {metric.value} "
+                        f"{fmt(metric, v / s.metric_scale[k])} {what} {limit} of "
+                        f"{fmt(metric, bound)} (given eligibility, locks and hierarchies)")
         return reasons or ["the balance bands, locks and limits cannot all hold at once"]
     if s.budget is not None:
         least = replace(bands, cost=np.where(np.isfinite(s.cost), s.moved, np.inf))

@@ -36,8 +36,9 @@ CATALOGUE = {
         Dataset("us-accounts", "16,943 US places (GeoNames, population ≥ 1,000) as accounts, "
                 "100 reps, a state-block current alignment"),
         Dataset("us-regional", "372 Georgia places as accounts, 6 reps: the fast demo"),
-        Dataset("us-zips", "about 41,700 active US ZIP codes as geographic units"),
-        Dataset("ga-counties", "Georgia's 159 counties with polygons and population"),
+        Dataset("us-zips", "41,036 active US ZIP codes as geographic units (and accounts)"),
+        Dataset("ga-counties", "Georgia's 159 counties with polygons and 1990 population"),
+        Dataset("nc-counties", "North Carolina's 100 counties with polygons (SIDS data)"),
     ]
 }
 

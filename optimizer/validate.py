@@ -144,29 +144,29 @@ def validate_accounts(df: pd.DataFrame, metric: DistanceMetric, *,
 
 def _hierarchy_issues(accounts: pd.DataFrame, source: str) -> list[Issue]:
     check = _Checker(source)
-    ids = accounts["account_id"]
-    parents = accounts["parent_id"]
-    known = set(ids.dropna())
-    row_of = {v: i for i, v in enumerate(ids) if v is not pd.NA}
-    has_parent = parents.notna().to_numpy()
-    for i in np.flatnonzero(has_parent):
-        if parents.iloc[i] not in known:
-            check.add(int(i) + 1, "parent_id", f"unknown account {parents.iloc[i]!r}")
-        elif parents.iloc[i] == ids.iloc[i]:
-            check.add(int(i) + 1, "parent_id", "an account cannot be its own parent")
-    # Cycles: follow parents; a walk that returns to a visited account of the same walk.
-    state = np.zeros(len(ids), dtype=np.int8)  # 0 new, 1 on current path, 2 done
+    ids = [None if v is pd.NA else str(v) for v in accounts["account_id"]]
+    parents = [None if v is pd.NA else str(v) for v in accounts["parent_id"]]
+    row_of = {v: i for i, v in enumerate(ids) if v is not None}
+    for i, parent in enumerate(parents):
+        if parent is None:
+            continue
+        if parent not in row_of:
+            check.add(i + 1, "parent_id", f"unknown account {parent!r}")
+        elif parent == ids[i]:
+            check.add(i + 1, "parent_id", "an account cannot be its own parent")
+    # Cycles: follow parents; a walk that returns to an account of the same walk is one.
+    state = [0] * len(ids)  # 0 new, 1 on the current walk, 2 done
     for start in range(len(ids)):
         path: list[int] = []
         i: int | None = start
         while i is not None and state[i] == 0:
             state[i] = 1
             path.append(i)
-            p = parents.iloc[i]
-            i = row_of.get(p) if p is not pd.NA and p != ids.iloc[i] else None
+            parent = parents[i]
+            i = row_of.get(parent) if parent is not None and parent != ids[i] else None
         if i is not None and state[i] == 1:
             cycle = path[path.index(i):]
-            names = " → ".join(str(ids.iloc[j]) for j in [*cycle, cycle[0]])
+            names = " → ".join(str(ids[j]) for j in [*cycle, cycle[0]])
             for j in cycle:
                 check.add(j + 1, "parent_id", f"cyclic hierarchy: {names}")
         for j in path:

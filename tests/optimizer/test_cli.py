@@ -1,0 +1,69 @@
+"""`territory` end to end on the bundled regional data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from optimizer.cli import app
+from tests.optimizer.plan_checks import assert_plan_valid
+
+runner = CliRunner()
+
+
+def test_align_bundled_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["align", "--dataset", "us-regional", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Realignment: before and after" in res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary)[:5] == ["status", "objective", "bound", "gap", "seconds"]
+    assert summary["status"] == "optimal" and summary["gap"] <= 0.005
+    assert summary["bound"] <= summary["objective"]
+    plan = pd.read_csv(out / "assignments.csv", dtype={"moved": bool})
+    assert list(plan.columns[:5]) == ["account_id", "territory_id", "rep_id", "previous_rep",
+                                      "moved"]
+    terr = pd.read_csv(out / "territories.csv")
+    assert {"territory_id", "rep_id", "centre", "workload", "potential", "accounts", "travel",
+            "utilisation"} <= set(terr.columns)
+    assert terr["accounts"].sum() == len(plan)
+    # The output honours the bundled scenario's rules.
+    from optimizer import datasets
+    from optimizer.io import read_alignment, read_scenario
+
+    d = datasets.get_dataset_or_raise("us-regional")
+    sc = read_scenario(d.file("scenario.yaml"))
+    data = read_alignment(d.file("accounts.csv"), d.file("reps.csv"), sc)
+    before = summary["kpis"]["before"]["balance"]["workload"]
+    after = summary["kpis"]["after"]["balance"]["workload"]
+    assert before["share_within_tolerance"] < 1.0 <= after["share_within_tolerance"]
+    assert after["max_over_fair"] <= 1.1 + 1e-9 and after["min_over_fair"] >= 0.9 - 1e-9
+
+    class Shown:  # the CLI's files, read back as a result
+        assignments = plan.astype({"previous_rep": object})
+        territories = terr
+
+    assert_plan_valid(data, sc, Shown)  # type: ignore[arg-type]
+
+
+def test_datasets_list_and_export(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["datasets", "list"])
+    assert res.exit_code == 0
+    for name in ("us-accounts", "us-regional", "us-zips", "ga-counties"):
+        assert name in res.output
+    res = runner.invoke(app, ["datasets", "export", "us-accounts", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    accounts = pd.read_csv(tmp_path / "accounts.csv", dtype=str)
+    reps = pd.read_csv(tmp_path / "reps.csv")
+    assert len(accounts) > 16_000 and accounts["account_id"].is_unique
+    assert len(reps) == 100
+    assert (tmp_path / "SOURCE.md").exists()
+
+
+def test_unknown_dataset_is_an_input_error() -> None:
+    res = runner.invoke(app, ["datasets", "export", "nowhere", "x"])
+    assert res.exit_code == 2
+    assert "unknown data set 'nowhere'" in res.output

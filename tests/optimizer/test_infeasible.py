@@ -1,0 +1,95 @@
+"""Infeasible scenarios are explained in business terms, before or after solving."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from optimizer.alignment import solve
+from optimizer.cli import EXIT_INFEASIBLE, app
+from optimizer.domain import Scenario
+from optimizer.errors import InfeasibleScenarioError
+from tests.conftest import make_instance
+
+
+def reasons(inst, body: dict) -> list[str]:
+    sc = Scenario.model_validate(body)
+    with pytest.raises(InfeasibleScenarioError) as err:
+        solve(inst.data(sc), sc)
+    return err.value.reasons
+
+
+def test_total_workload_over_capacity() -> None:
+    inst = make_instance(10, 3, 1)
+    inst.reps["capacity"] = 50.0
+    found = reasons(inst, {"balance": {"workload": {"tolerance": None}}})
+    total = inst.accounts["workload"].sum()
+    assert f"the accounts need {total:,.0f} h of workload but the reps' capacity add up to " \
+           "only 150 h" in found[0]
+
+
+def test_locked_accounts_overload_a_rep() -> None:
+    inst = make_instance(10, 3, 2)
+    inst.accounts["workload"] = 100.0
+    inst.accounts["locked_rep"] = ["R1"] * 5 + [None] * 5
+    inst.reps["capacity"] = [400.0, 400.0, 400.0]
+    found = reasons(inst, {"balance": {"workload": {"tolerance": None}}})
+    assert "locked accounts give rep R1 500 h of workload against its capacity of 400 h" in found
+
+
+def test_conflicting_locks_in_a_hierarchy() -> None:
+    inst = make_instance(6, 3, 3)
+    inst.accounts["parent_id"] = [None, "A0", None, None, None, None]
+    inst.accounts["locked_rep"] = ["R0", "R2", None, None, None, None]
+    found = reasons(inst, {})
+    assert any("hierarchy of A0 (2 accounts) is locked to several reps (R0, R2)" in r
+               for r in found)
+
+
+def test_no_eligible_rep() -> None:
+    inst = make_instance(6, 3, 4)
+    found = reasons(inst, {"eligibility": {"A": ["specialist"]}})
+    assert any("cannot be assigned: no rep is eligible" in r for r in found)
+
+
+def test_band_unreachable_after_solving_lp() -> None:
+    """Each rep alone could meet its band; together they cannot. The LP finds who fails."""
+    inst = make_instance(14, 4, 5)
+    inst.accounts["workload"] = [100.0] * 6 + [50.0] * 8
+    inst.accounts["segment"] = ["A"] * 6 + ["B"] * 8
+    inst.reps["role"] = ["enterprise", "enterprise", "commercial", "commercial"]
+    # Segment A (600 h) may only go to R0 and R1, who can take 2 × 275 h at most.
+    found = reasons(inst, {"eligibility": {"A": ["enterprise"]},
+                           "balance": {"workload": {"tolerance": 0.1}}})
+    assert any(r.startswith(("even the closest plan leaves rep R0's workload",
+                             "even the closest plan leaves rep R1's workload"))
+               and "over its upper band of 275 h" in r for r in found), found
+
+
+def test_disruption_limit_too_tight() -> None:
+    inst = make_instance(8, 3, 6)
+    inst.accounts["current_rep"] = "R0"  # everything with one rep today
+    found = reasons(inst, {"balance": {"workload": {"tolerance": 0.1}},
+                           "disruption": {"max_share": 0.2}})
+    assert len(found) == 1
+    assert found[0].startswith("the disruption limit lets 20.0% of accounts move, but meeting "
+                               "the balance bands and limits moves at least")
+
+
+def test_cli_writes_infeasible_summary(tmp_path: Path) -> None:
+    inst = make_instance(6, 2, 7)
+    inst.reps["capacity"] = 10.0
+    inst.accounts.to_csv(tmp_path / "a.csv", index=False)
+    inst.reps.to_csv(tmp_path / "r.csv", index=False)
+    res = CliRunner().invoke(app, ["align", "--accounts", str(tmp_path / "a.csv"), "--reps",
+                                   str(tmp_path / "r.csv"), "--out", str(tmp_path / "o"),
+                                   "--quiet"])
+    assert res.exit_code == EXIT_INFEASIBLE
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["status"] == "infeasible"
+    assert "capacity add up to only 20 h" in summary["reasons"][0]
+    assert isinstance(pd.read_csv(tmp_path / "a.csv"), pd.DataFrame)

@@ -1,0 +1,94 @@
+"""Bad input is reported all at once, by file, row and column, before any solve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from optimizer.cli import EXIT_INPUT, app
+from optimizer.domain import DistanceMetric
+from optimizer.errors import InputError
+from optimizer.io import read_scenario
+from optimizer.validate import validate_alignment
+
+REPS = pd.DataFrame({"rep_id": ["R1", "R2"], "lat": ["33.7", "34.0"], "lon": ["-84.4", "-83.4"],
+                     "capacity": ["1600", "1600"]})
+
+
+def accounts(**overrides: list) -> pd.DataFrame:
+    base = {"account_id": ["A1", "A2", "A3"], "lat": ["33.1", "33.2", "33.3"],
+            "lon": ["-84.1", "-84.2", "-84.3"], "workload": ["10", "20", "30"]}
+    base.update(overrides)
+    return pd.DataFrame(base)
+
+
+def issues_of(acc: pd.DataFrame, reps: pd.DataFrame = REPS) -> list[str]:
+    with pytest.raises(InputError) as err:
+        validate_alignment(acc, reps, None, DistanceMetric.haversine)
+    return [str(i) for i in err.value.issues]
+
+
+def test_everything_reported_at_once() -> None:
+    acc = accounts(account_id=["A1", "A1", ""], lat=["33.1", "abc", "95"],
+                   lon=["-84.1", "", "-84.3"], workload=["10", "-5", "nan"],
+                   current_rep=["R1", "R9", None], parent_id=[None, None, "A7"])
+    found = issues_of(acc)
+    expected = [
+        "accounts row 2, column account_id: duplicate account_id 'A1' (first on row 1)",
+        "accounts row 3, column account_id: is empty",
+        "accounts row 2, column lat: not a number (got 'abc')",
+        "accounts row 3, column lat: must be ≤ 90 (got '95')",
+        "accounts row 2, column lon: is empty",
+        "accounts row 2, column workload: must be ≥ 0 (got '-5')",
+        "accounts row 2, column current_rep: unknown rep (got 'R9')",
+        "accounts row 3, column parent_id: unknown account 'A7'",
+    ]
+    for line in expected:
+        assert line in found, (line, found)
+    assert any("row 3, column workload" in f for f in found)  # NaN is not a workload
+
+
+def test_missing_columns() -> None:
+    found = issues_of(pd.DataFrame({"account_id": ["A1"]}), REPS.drop(columns=["capacity"]))
+    assert "accounts column lat: required column is missing (accounts need WGS84 lat, lon)" \
+        in found
+    assert "accounts column workload: required column is missing (hours per year)" in found
+    assert "reps column capacity: required column is missing (selling hours per year)" in found
+
+
+def test_cyclic_hierarchy_names_the_cycle() -> None:
+    found = issues_of(accounts(parent_id=["A2", "A3", "A1"]))
+    assert sum("cyclic hierarchy: A1 → A2 → A3 → A1" in f for f in found) == 3
+
+
+def test_reps_checked_too() -> None:
+    reps = REPS.assign(capacity=["0", "x"], rep_id=["R1", "R1"], lat=["33.7", "-91"])
+    found = issues_of(accounts(), reps)
+    assert "reps row 1, column capacity: must be > 0 (got '0')" in found
+    assert "reps row 2, column capacity: not a number (got 'x')" in found
+    assert "reps row 2, column rep_id: duplicate rep_id 'R1' (first on row 1)" in found
+    assert "reps row 2, column lat: must be ≥ -90 (got '-91')" in found
+
+
+def test_scenario_unknown_keys_and_bad_values(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text("objective: {travel: -1}\nbalanse: {}\nsolver: {mip_gap: 2}\n")
+    with pytest.raises(InputError) as err:
+        read_scenario(f)
+    fields = {i.field for i in err.value.issues}
+    assert {"objective.travel", "balanse", "solver.mip_gap"} <= fields
+
+
+def test_cli_exit_code_2_and_message(tmp_path: Path) -> None:
+    acc = accounts(workload=["10", "-1", "3"])
+    acc.to_csv(tmp_path / "accounts.csv", index=False)
+    REPS.to_csv(tmp_path / "reps.csv", index=False)
+    res = CliRunner().invoke(app, ["align", "--accounts", str(tmp_path / "accounts.csv"),
+                                   "--reps", str(tmp_path / "reps.csv"),
+                                   "--out", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == EXIT_INPUT
+    assert "accounts.csv row 2, column workload: must be ≥ 0" in res.output
+    assert not (tmp_path / "out" / "assignments.csv").exists()
