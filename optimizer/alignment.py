@@ -255,6 +255,7 @@ class SolveReport:
     seconds_solve: float
     pairs: dict[str, int]
     lp_rounds: int
+    lagrangian_bound: float
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,8 @@ class AlignmentResult:
             "kpis": self.kpis,
             "timing": {"seconds_build": round(r.seconds_build, 3),
                        "seconds_solve": round(r.seconds_solve, 3)},
-            "pricing": {**r.pairs, "lp_rounds": r.lp_rounds},
+            "pricing": {**r.pairs, "lp_rounds": r.lp_rounds,
+                        "lagrangian_bound": r.lagrangian_bound},
             "warnings": self.warnings,
         }
 
@@ -437,12 +439,13 @@ def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock
                           give_up_above: float | None) -> tuple[Any, Pairs]:
     pairs = Pairs.from_mask(mask)
     model = _timed_build(clock, s, pairs)
-    start = None
+    start: dict[str, dict[object, float]] | None = None
     if incumbent is not None:
         chosen = mask.copy()
         chosen[:] = False
         chosen[np.arange(p.n_units), incumbent] = True
-        start = {"x": dict.fromkeys(np.flatnonzero(chosen[pairs.unit, pairs.rep]), 1.0)}
+        chosen_pairs = np.flatnonzero(chosen[pairs.unit, pairs.rep])
+        start = {"x": {int(i): 1.0 for i in chosen_pairs}}
 
     def progress(inc: float | None, bnd: float | None) -> None:
         shown = None if bnd is None else max(bnd, z_lp) * to_normal
@@ -479,6 +482,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     clock.tell("dual", message="estimating prices")
     duals, lagrange_bound = lagrangian_warm_start(s)
     mask = _initial_pairs(p, s, duals)
+    initial_pairs = int(mask.sum())
     elastic = ELASTIC_PENALTY * s.obj_scale
     z_lp, red, lp, mask, rounds = _solve_lp(p, s, mask, clock, settings.threads, should_stop,
                                             elastic)
@@ -564,10 +568,9 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         gap=relative_gap(z_inc, bound), seconds=clock.elapsed, seconds_build=clock.build,
         seconds_solve=clock.solve,
         pairs={"pairs_allowed": int(p.allowed.sum()), "pairs_in_lp": int(mask.sum()),
-               "pairs_priced_in": int(mask.sum() - _initial_pairs(p, s, duals).sum()),
-               "pairs_in_mip": last_pairs, "units": p.n_units,
-               "lagrangian_bound": lagrange_bound * to_normal},
-        lp_rounds=rounds)
+               "pairs_priced_in": int(mask.sum()) - initial_pairs,
+               "pairs_in_mip": last_pairs, "units": p.n_units},
+        lp_rounds=rounds, lagrangian_bound=lagrange_bound * to_normal)
     clock.tell("done", objective, bound * to_normal)
     return _result(data, scenario, p, best_unit, report, warnings)
 

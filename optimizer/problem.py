@@ -153,12 +153,12 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
                            "stays with one rep")
         elif locks:
             locked[u] = locks.pop()
-    for u in np.flatnonzero(~allowed.any(axis=1)):
-        if locked[u] >= 0:
-            why = f"it is locked to {rep_ids[locked[u]]}, whose distance is unknown"
+    for stuck in np.flatnonzero(~allowed.any(axis=1)):
+        if locked[stuck] >= 0:
+            why = f"it is locked to {rep_ids[locked[stuck]]}, whose distance is unknown"
         else:
             why = "no rep is eligible for it (segment eligibility, hierarchy or missing distances)"
-        reasons.append(f"account {label[u]} cannot be assigned: {why}")
+        reasons.append(f"account {label[stuck]} cannot be assigned: {why}")
 
     # Disruption: measure moved if the unit goes to each rep.
     dm = scenario.disruption.measure

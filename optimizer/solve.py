@@ -278,9 +278,10 @@ def run_highs(
         status = SolutionStatus.none
 
     objective = float(info.objective_function_value) if has_primal else None
+    bound: float | None
     if is_mip:
-        bound = float(info.mip_dual_bound)
-        bound = bound if abs(bound) < 1e50 else None
+        raw = float(info.mip_dual_bound)
+        bound = raw if abs(raw) < 1e50 else None
     else:
         bound = objective if termination is Termination.optimal else None
 

@@ -158,14 +158,14 @@ def _hierarchy_issues(accounts: pd.DataFrame, source: str) -> list[Issue]:
     state = [0] * len(ids)  # 0 new, 1 on the current walk, 2 done
     for start in range(len(ids)):
         path: list[int] = []
-        i: int | None = start
-        while i is not None and state[i] == 0:
-            state[i] = 1
-            path.append(i)
-            parent = parents[i]
-            i = row_of.get(parent) if parent is not None and parent != ids[i] else None
-        if i is not None and state[i] == 1:
-            cycle = path[path.index(i):]
+        node: int | None = start
+        while node is not None and state[node] == 0:
+            state[node] = 1
+            path.append(node)
+            parent = parents[node]
+            node = row_of.get(parent) if parent is not None and parent != ids[node] else None
+        if node is not None and state[node] == 1:
+            cycle = path[path.index(node):]
             names = " → ".join(str(ids[j]) for j in [*cycle, cycle[0]])
             for j in cycle:
                 check.add(j + 1, "parent_id", f"cyclic hierarchy: {names}")
