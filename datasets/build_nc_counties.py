@@ -15,9 +15,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
-from county_units import account_points, accounts_table, check_bounds, write_units
+from county_units import account_points, check_bounds, write_county_dataset
 from pyproj import Transformer
 from pyproj.crs import CoordinateOperation
 
@@ -67,19 +66,7 @@ def main() -> None:
     wgs84 = nad27_to_wgs84(counties.geometry)
     points = account_points(wgs84.to_crs(PROJECTED_CRS)).to_crs(4326)
     check_bounds(points, NORTH_CAROLINA)
-    OUT.mkdir(exist_ok=True)
-    report = write_units(
-        wgs84, pd.DataFrame(counties[["unit_id", "name", "births"]]), OUT / "units.geojson"
-    )
-    births = counties["births"].to_numpy()
-    accounts = accounts_table(
-        counties["unit_id"],
-        counties["name"],
-        points,
-        workload=np.round(births * HOURS_PER_BIRTH, 1),
-        potential=births,
-    )
-    accounts.to_csv(OUT / "accounts.csv", index=False)
+    report = write_county_dataset(OUT, counties, wgs84, points, "births", HOURS_PER_BIRTH)
     print(f"nc-counties: {len(counties)} counties, {report}")
 
 

@@ -117,3 +117,29 @@ def accounts_table(
             "visits": 1,
         }
     )
+
+
+def write_county_dataset(
+    out: Path,
+    counties: pd.DataFrame,
+    polygons: gpd.GeoSeries,
+    points: gpd.GeoSeries,
+    measure: str,
+    hours_per_unit: float,
+) -> dict[str, int | bool]:
+    """Write units.geojson and accounts.csv of a county data set: potential = `measure`,
+    workload = `measure` × `hours_per_unit` (rounded to 0.1 h)."""
+    out.mkdir(exist_ok=True)
+    report = write_units(
+        polygons, pd.DataFrame(counties[["unit_id", "name", measure]]), out / "units.geojson"
+    )
+    values = counties[measure].to_numpy()
+    accounts = accounts_table(
+        counties["unit_id"],
+        counties["name"],
+        points,
+        workload=np.round(values * hours_per_unit, 1),
+        potential=values,
+    )
+    accounts.to_csv(out / "accounts.csv", index=False)
+    return report
