@@ -107,3 +107,30 @@ def add_disruption_budget(m: pyo.ConcreteModel, xs: list[object], pair_moved: np
     used = np.flatnonzero(pair_moved > 0)
     m.disruption = pyo.Constraint(expr=linear(pair_moved[used], [xs[p] for p in used])
                                   <= float(budget))
+
+
+def add_centre_choice(m: pyo.ConcreteModel, n_centres: int, count: int, *, relaxed: bool,
+                      fixed_closed: np.ndarray | None = None) -> None:
+    """y[j] = 1 when candidate j is a territory centre; exactly `count` are chosen."""
+    domain = pyo.UnitInterval if relaxed else pyo.Binary
+    m.y = pyo.Var(range(n_centres), domain=domain)
+    if fixed_closed is not None:
+        for j in np.flatnonzero(fixed_closed):
+            m.y[int(j)].fix(0)
+    m.centre_count = pyo.Constraint(expr=linear(np.ones(n_centres), list(m.y.values())) == count)
+
+
+def add_open_centre_link(m: pyo.ConcreteModel, xs: list[object], pair_centre: np.ndarray) -> None:
+    """x[i,j] ≤ y[j]: only open centres take units (the strong, pair-wise form)."""
+    m.link = pyo.Constraint(range(len(xs)), rule=lambda _m, p: xs[p] <= m.y[int(pair_centre[p])])
+
+
+def add_centre_bands(m: pyo.ConcreteModel, lo: np.ndarray, hi: np.ndarray, n_centres: int,
+                     metrics: list[int]) -> None:
+    """lo[k] y[j] ≤ total[j, k] ≤ hi[k] y[j]: bands hold for open centres only."""
+    lower = [(j, k) for j in range(n_centres) for k in metrics if lo[k] > 0]
+    upper = [(j, k) for j in range(n_centres) for k in metrics if np.isfinite(hi[k])]
+    m.band_lo = pyo.Constraint(lower, rule=lambda _m, j, k:
+                               m.total[j, k] - float(lo[k]) * m.y[j] >= 0)
+    m.band_hi = pyo.Constraint(upper, rule=lambda _m, j, k:
+                               m.total[j, k] - float(hi[k]) * m.y[j] <= 0)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,15 +15,18 @@ from rich.table import Table
 from optimizer import datasets as bundled
 from optimizer.alignment import AlignmentResult
 from optimizer.alignment import solve as solve_alignment
+from optimizer.design import DesignResult
+from optimizer.design import solve as solve_design
 from optimizer.domain import Scenario
 from optimizer.errors import (
     InfeasibleScenarioError,
     InputError,
+    Issue,
     OptimizerError,
     SolveCancelledError,
     SolverError,
 )
-from optimizer.io import read_alignment, read_scenario, write_json, write_tables
+from optimizer.io import read_alignment, read_design, read_scenario, write_json, write_tables
 from optimizer.solve import Progress
 
 app = typer.Typer(help="Sales territory realignment and design with provable optimality gaps.",
@@ -50,8 +54,8 @@ def _progress_line(p: Progress) -> str:
 
 
 def _kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
-    b, t, d, u = kpis["balance"], kpis["travel"], kpis["disruption"], kpis["utilisation"]
-    return [
+    b, t = kpis["balance"], kpis["travel"]
+    rows = [
         ("Workload: max / fair share", f"{b['workload']['max_over_fair']:.3f}"),
         ("Workload: min / fair share", f"{b['workload']['min_over_fair']:.3f}"),
         ("Workload: coefficient of variation", f"{b['workload']['cv']:.3f}"),
@@ -59,32 +63,42 @@ def _kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
          f"{b['workload']['share_within_tolerance']:.0%}"),
         ("Potential: coefficient of variation", f"{b['potential']['cv']:.3f}"),
         ("Accounts: coefficient of variation", f"{b['accounts']['cv']:.3f}"),
-        ("Reps over capacity", f"{u['over_capacity_reps']}"),
-        ("Max utilisation", f"{u['max']:.0%}"),
+    ]
+    if "utilisation" in kpis:
+        u = kpis["utilisation"]
+        rows += [("Reps over capacity", f"{u['over_capacity_reps']}"),
+                 ("Max utilisation", f"{u['max']:.0%}")]
+    rows += [
         ("Travel (visits × distance)", f"{t['total']:,.0f}"),
         ("Workload-weighted mean distance", f"{t['workload_weighted_mean_distance']:,.1f}"),
-        ("Accounts moved", f"{d['accounts_moved']:,.0f} ({d['accounts_moved_share']:.1%})"),
-        ("Workload moved", f"{d['workload_moved']:,.0f} ({d['workload_moved_share']:.1%})"),
     ]
+    if "disruption" in kpis:
+        d = kpis["disruption"]
+        rows += [
+            ("Accounts moved", f"{d['accounts_moved']:,.0f} ({d['accounts_moved_share']:.1%})"),
+            ("Workload moved", f"{d['workload_moved']:,.0f} ({d['workload_moved_share']:.1%})"),
+        ]
+    return rows
 
 
-def _print_result(result: AlignmentResult, out: Path) -> None:
+def _print_result(result: AlignmentResult | DesignResult, out: Path, title: str) -> None:
     r = result.report
-    table = Table(title="Realignment: before and after")
+    table = Table(title=title)
     table.add_column("KPI")
     after = _kpi_rows(result.kpis["after"])
     before = _kpi_rows(result.kpis["before"]) if "before" in result.kpis else None
     if before:
         table.add_column("Before", justify="right")
-    table.add_column("After", justify="right")
+    table.add_column("After" if before else "Plan", justify="right")
     for i, (name, value) in enumerate(after):
         table.add_row(name, *([before[i][1]] if before else []), value)
     console.print(table)
     gap = "n/a" if r.gap is None else f"{r.gap:.3%}"
+    bound = "none" if r.bound is None else f"{r.bound:.6g}"
     console.print(
-        f"[bold]{r.status.value}[/]: objective {r.objective:.6g}, bound {r.bound:.6g}, "
+        f"[bold]{r.status.value}[/]: objective {r.objective:.6g}, bound {bound}, "
         f"gap {gap} in {r.seconds:.1f} s (model build {r.seconds_build:.1f} s, "
-        f"HiGHS {r.seconds_solve:.1f} s); {r.pairs['pairs_allowed']:,} pairs priced, "
+        f"HiGHS {r.seconds_solve:.1f} s); {r.pairs['pairs_allowed']:,} pairs in scope, "
         f"{r.pairs['pairs_in_mip']:,} in the final MIP")
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
@@ -96,6 +110,42 @@ def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None
     write_json(out / "summary.json", {"status": status, "objective": None, "bound": None,
                                       "gap": None, "seconds": None, "message": message,
                                       "reasons": reasons or []})
+
+
+def _with_time_limit(sc: Scenario, time_limit: float | None) -> Scenario:
+    if time_limit is None:
+        return sc
+    return sc.model_copy(update={"solver": sc.solver.model_copy(
+        update={"time_limit": time_limit})})
+
+
+def _execute(out: Path, quiet: bool, title: str,
+             run: Callable[[Callable[[Progress], None] | None], Any]) -> None:
+    """Run a model with progress on the terminal, write its outputs, and map every
+    optimizer error to its exit code (the only place that does)."""
+    try:
+        if quiet:
+            result = run(None)
+        else:
+            with Live(console=console, refresh_per_second=4, transient=True) as live:
+                result = run(lambda p: live.update(_progress_line(p)))
+        write_tables(out, result.summary(), {"assignments": result.assignments,
+                                             "territories": result.territories})
+        _print_result(result, out, title)
+    except InputError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_INPUT) from exc
+    except InfeasibleScenarioError as exc:
+        _fail(out, "infeasible", "the scenario is infeasible", exc.reasons)
+        err_console.print(f"[red]infeasible:[/] {exc}")
+        raise typer.Exit(EXIT_INFEASIBLE) from exc
+    except SolveCancelledError as exc:
+        _fail(out, "error", str(exc))
+        raise typer.Exit(EXIT_CANCELLED) from exc
+    except (SolverError, OptimizerError) as exc:
+        _fail(out, "error", str(exc))
+        err_console.print(f"[red]solver error:[/] {exc}")
+        raise typer.Exit(EXIT_SOLVER) from exc
 
 
 @app.command()
@@ -114,48 +164,57 @@ def align(
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ) -> None:
     """Realign accounts among existing reps."""
-    try:
+
+    def run(progress: Callable[[Progress], None] | None) -> AlignmentResult:
+        acc, rep, sc_path, dist = accounts, reps, scenario, distances
         if dataset is not None:
             d = bundled.get_dataset_or_raise(dataset)
-            accounts, reps = d.file("accounts.csv"), d.file("reps.csv")
-            scenario = scenario or d.file("scenario.yaml")
-            distances = distances or d.file("distances.csv")
-        if accounts is None or reps is None:
-            raise InputError([_missing("--accounts and --reps (or --dataset)")])
-        sc: Scenario = read_scenario(scenario)
-        if time_limit is not None:
-            sc = sc.model_copy(update={"solver": sc.solver.model_copy(
-                update={"time_limit": time_limit})})
-        data = read_alignment(accounts, reps, sc, distances)
-        if quiet:
-            result = solve_alignment(data, sc)
-        else:
-            with Live(console=console, refresh_per_second=4, transient=True) as live:
-                result = solve_alignment(
-                    data, sc, on_progress=lambda p: live.update(_progress_line(p)))
-        write_tables(out, result.summary(), {"assignments": result.assignments,
-                                             "territories": result.territories})
-        _print_result(result, out)
-    except InputError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_INPUT) from exc
-    except InfeasibleScenarioError as exc:
-        _fail(out, "infeasible", "the scenario is infeasible", exc.reasons)
-        err_console.print(f"[red]infeasible:[/] {exc}")
-        raise typer.Exit(EXIT_INFEASIBLE) from exc
-    except SolveCancelledError as exc:
-        _fail(out, "error", str(exc))
-        raise typer.Exit(EXIT_CANCELLED) from exc
-    except (SolverError, OptimizerError) as exc:
-        _fail(out, "error", str(exc))
-        err_console.print(f"[red]solver error:[/] {exc}")
-        raise typer.Exit(EXIT_SOLVER) from exc
+            acc, rep = d.file("accounts.csv"), d.file("reps.csv")
+            sc_path = sc_path or d.file("scenario.yaml")
+            dist = dist or d.file("distances.csv")
+        if acc is None or rep is None:
+            raise InputError([Issue("command line", None, None,
+                                    "missing --accounts and --reps (or --dataset)")])
+        sc = _with_time_limit(read_scenario(sc_path), time_limit)
+        data = read_alignment(acc, rep, sc, dist)
+        return solve_alignment(data, sc, on_progress=progress)
+
+    _execute(out, quiet, "Realignment: before and after", run)
 
 
-def _missing(what: str) -> Any:
-    from optimizer.errors import Issue
+@app.command()
+def design(
+    territories: Annotated[int | None, typer.Option(
+        help="How many territories to carve (overrides the scenario's `territories`).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    accounts: Annotated[Path | None, typer.Option(help="accounts.csv/.parquet/.geojson")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="Scenario YAML or JSON.")] = None,
+    distances: Annotated[Path | None, typer.Option(
+        help="distances.csv: from_id (account), to_id (candidate centre), distance")] = None,
+    dataset: Annotated[str | None, typer.Option(help="A bundled data set's accounts.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Override solver.time_limit (s).")]
+    = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Design territories from scratch: choose centres and assign every account."""
 
-    return Issue("command line", None, None, f"missing {what}")
+    def run(progress: Callable[[Progress], None] | None) -> DesignResult:
+        acc, dist = accounts, distances
+        if dataset is not None:
+            d = bundled.get_dataset_or_raise(dataset)
+            acc, dist = d.file("accounts.csv"), dist or d.file("distances.csv")
+        if acc is None:
+            raise InputError([Issue("command line", None, None,
+                                    "missing --accounts (or --dataset)")])
+        sc = _with_time_limit(read_scenario(scenario), time_limit)
+        update: dict[str, Any] = {"mode": "design"}
+        if territories is not None:
+            update["territories"] = territories
+        sc = Scenario.model_validate({**sc.model_dump(), **update})
+        data = read_design(acc, sc, dist)
+        return solve_design(data, sc, on_progress=progress)
+
+    _execute(out, quiet, "Territory design", run)
 
 
 @datasets_app.command("list")

@@ -124,3 +124,12 @@ class AlignmentData:
     accounts: pd.DataFrame
     reps: pd.DataFrame
     distances: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class DesignData:
+    """Validated inputs of a greenfield design: accounts (as for a realignment, without
+    reps) and an optional user distance matrix from accounts to candidate centres."""
+
+    accounts: pd.DataFrame
+    distances: pd.DataFrame | None = None

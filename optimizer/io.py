@@ -14,9 +14,9 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from optimizer.domain import AlignmentData, Scenario
+from optimizer.domain import AlignmentData, DesignData, Scenario
 from optimizer.errors import InputError, Issue
-from optimizer.validate import validate_alignment
+from optimizer.validate import validate_alignment, validate_design
 
 
 def read_table(path: str | Path, source: str | None = None) -> pd.DataFrame:
@@ -111,6 +111,15 @@ def read_alignment(accounts: str | Path, reps: str | Path, scenario: Scenario,
     assert acc is not None and rep is not None
     names = (Path(accounts).name, Path(reps).name, Path(distances).name if distances else "")
     return validate_alignment(acc, rep, dist, scenario.metric, sources=names)
+
+
+def read_design(accounts: str | Path, scenario: Scenario,
+                distances: str | Path | None = None) -> DesignData:
+    """Read and validate the inputs of a greenfield design."""
+    acc = read_table(accounts)
+    dist = read_table(distances) if distances is not None else None
+    names = (Path(accounts).name, Path(distances).name if distances else "distances")
+    return validate_design(acc, dist, scenario.metric, sources=names)
 
 
 def _clean(value: Any) -> Any:

@@ -86,7 +86,7 @@ class Problem:
         return unit_rep[self.unit_of]
 
 
-def _families(accounts: pd.DataFrame, keep: bool) -> np.ndarray:
+def families(accounts: pd.DataFrame, keep: bool) -> np.ndarray:
     """Root account position of each account's hierarchy (itself when none)."""
     n = len(accounts)
     if not keep or accounts["parent_id"].isna().all():
@@ -113,7 +113,7 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
     reasons: list[str] = []
 
     # Units: one per hierarchy.
-    root = _families(acc, scenario.keep_hierarchies)
+    root = families(acc, scenario.keep_hierarchies)
     roots, unit_of = np.unique(root, return_inverse=True)
     order = np.argsort(unit_of, kind="stable")
     bounds = np.searchsorted(unit_of[order], np.arange(len(roots) + 1))

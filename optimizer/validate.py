@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from optimizer.domain import AlignmentData, DistanceMetric
+from optimizer.domain import AlignmentData, DesignData, DistanceMetric
 from optimizer.errors import InputError, Issue
 
 ACCOUNT_COLUMNS = ("account_id", "lat", "lon", "x", "y", "workload", "potential", "visits",
@@ -221,3 +221,28 @@ def validate_alignment(accounts: pd.DataFrame, reps: pd.DataFrame,
     if issues:
         raise InputError(issues)
     return AlignmentData(acc, rep, dist)
+
+
+def validate_design(accounts: pd.DataFrame, distances: pd.DataFrame | None,
+                    metric: DistanceMetric, *, sources: tuple[str, str] = ("accounts",
+                                                                            "distances"),
+                    ) -> DesignData:
+    """Check the inputs of a greenfield design (distances go from accounts to candidate
+    centres, which are accounts); raise one InputError listing every problem."""
+    acc, issues = validate_accounts(accounts, metric, source=sources[0])
+    dist = None
+    if "account_id" in acc.columns:
+        issues += _hierarchy_issues(acc, sources[0])
+        if distances is not None:
+            centres = pd.DataFrame({"rep_id": acc["account_id"]})
+            dist, dist_issues = _distance_issues(distances, acc, centres, sources[1])
+            issues += [Issue(i.source, i.row, i.field, i.message.replace("unknown rep",
+                                                                         "unknown account"))
+                       for i in dist_issues]
+    if metric is DistanceMetric.matrix and distances is None:
+        issues.append(Issue(sources[1], None, None, "metric 'matrix' needs a distances file"))
+    if len(acc) == 0:
+        issues.append(Issue(sources[0], None, None, "no accounts"))
+    if issues:
+        raise InputError(issues)
+    return DesignData(acc, dist)
