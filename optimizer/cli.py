@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import geopandas as gpd
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -15,6 +19,7 @@ from rich.table import Table
 from optimizer import datasets as bundled
 from optimizer.alignment import AlignmentResult
 from optimizer.alignment import solve as solve_alignment
+from optimizer.compare import compare_runs
 from optimizer.design import DesignResult
 from optimizer.design import solve as solve_design
 from optimizer.domain import Scenario
@@ -26,7 +31,9 @@ from optimizer.errors import (
     SolveCancelledError,
     SolverError,
 )
+from optimizer.geo import load_units
 from optimizer.io import read_alignment, read_design, read_scenario, write_json, write_tables
+from optimizer.outputs import OutputWarning, write_geo_outputs
 from optimizer.solve import Progress
 
 app = typer.Typer(help="Sales territory realignment and design with provable optimality gaps.",
@@ -119,19 +126,44 @@ def _with_time_limit(sc: Scenario, time_limit: float | None) -> Scenario:
         update={"time_limit": time_limit})})
 
 
+@dataclass
+class _Run:
+    """A finished model run and the inputs its maps are drawn from."""
+
+    result: AlignmentResult | DesignResult
+    accounts: pd.DataFrame
+    reps: pd.DataFrame | None
+    units: gpd.GeoDataFrame | None
+
+
+def _write_outputs(out: Path, run: _Run) -> None:
+    """CSV tables, summary.json, and the geography: territories.geojson, map.png, map.html,
+    workbook.xlsx (their KPIs — compactness, contiguity — go into summary.json too)."""
+    result = run.result
+    summary = result.summary()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OutputWarning)
+        geo = write_geo_outputs(out, run.accounts, run.reps, result.assignments,
+                                result.territories, result.kpis, summary, run.units)
+    summary["kpis"] = geo.kpis
+    summary["warnings"] = [*summary["warnings"],
+                           *(str(w.message) for w in caught if w.category is OutputWarning)]
+    write_tables(out, summary, {"assignments": result.assignments,
+                                "territories": geo.territories})
+
+
 def _execute(out: Path, quiet: bool, title: str,
-             run: Callable[[Callable[[Progress], None] | None], Any]) -> None:
+             run: Callable[[Callable[[Progress], None] | None], _Run]) -> None:
     """Run a model with progress on the terminal, write its outputs, and map every
     optimizer error to its exit code (the only place that does)."""
     try:
         if quiet:
-            result = run(None)
+            done = run(None)
         else:
             with Live(console=console, refresh_per_second=4, transient=True) as live:
-                result = run(lambda p: live.update(_progress_line(p)))
-        write_tables(out, result.summary(), {"assignments": result.assignments,
-                                             "territories": result.territories})
-        _print_result(result, out, title)
+                done = run(lambda p: live.update(_progress_line(p)))
+        _write_outputs(out, done)
+        _print_result(done.result, out, title)
     except InputError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_INPUT) from exc
@@ -159,13 +191,16 @@ def align(
     dataset: Annotated[str | None, typer.Option(
         help="A bundled data set instead of --accounts/--reps (its scenario.yaml applies "
              "unless --scenario is given).")] = None,
+    units: Annotated[Path | None, typer.Option(
+        help="Unit polygons (GeoJSON/GeoPackage/shapefile with unit_id): territory "
+             "boundaries are dissolved units.")] = None,
     time_limit: Annotated[float | None, typer.Option(help="Override solver.time_limit (s).")]
     = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ) -> None:
     """Realign accounts among existing reps."""
 
-    def run(progress: Callable[[Progress], None] | None) -> AlignmentResult:
+    def run(progress: Callable[[Progress], None] | None) -> _Run:
         acc, rep, sc_path, dist = accounts, reps, scenario, distances
         if dataset is not None:
             d = bundled.get_dataset_or_raise(dataset)
@@ -177,7 +212,9 @@ def align(
                                     "missing --accounts and --reps (or --dataset)")])
         sc = _with_time_limit(read_scenario(sc_path), time_limit)
         data = read_alignment(acc, rep, sc, dist)
-        return solve_alignment(data, sc, on_progress=progress)
+        polygons = load_units(units) if units is not None else None
+        return _Run(solve_alignment(data, sc, on_progress=progress), data.accounts, data.reps,
+                    polygons)
 
     _execute(out, quiet, "Realignment: before and after", run)
 
@@ -192,13 +229,15 @@ def design(
     distances: Annotated[Path | None, typer.Option(
         help="distances.csv: from_id (account), to_id (candidate centre), distance")] = None,
     dataset: Annotated[str | None, typer.Option(help="A bundled data set's accounts.")] = None,
+    units: Annotated[Path | None, typer.Option(
+        help="Unit polygons (GeoJSON/GeoPackage/shapefile with unit_id).")] = None,
     time_limit: Annotated[float | None, typer.Option(help="Override solver.time_limit (s).")]
     = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ) -> None:
     """Design territories from scratch: choose centres and assign every account."""
 
-    def run(progress: Callable[[Progress], None] | None) -> DesignResult:
+    def run(progress: Callable[[Progress], None] | None) -> _Run:
         acc, dist = accounts, distances
         if dataset is not None:
             d = bundled.get_dataset_or_raise(dataset)
@@ -212,9 +251,40 @@ def design(
             update["territories"] = territories
         sc = Scenario.model_validate({**sc.model_dump(), **update})
         data = read_design(acc, sc, dist)
-        return solve_design(data, sc, on_progress=progress)
+        if units is None and dataset is not None:
+            bundled_units = bundled.get_dataset_or_raise(dataset).file("units.geojson")
+            polygons = load_units(bundled_units) if bundled_units is not None else None
+        else:
+            polygons = load_units(units) if units is not None else None
+        return _Run(solve_design(data, sc, on_progress=progress), data.accounts, None, polygons)
 
     _execute(out, quiet, "Territory design", run)
+
+
+@app.command()
+def compare(run_a: Path, run_b: Path) -> None:
+    """Compare two runs' output folders: KPIs side by side and the accounts that move."""
+    try:
+        table, moves = compare_runs(run_a, run_b)
+    except InputError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_INPUT) from exc
+    table = table.drop(columns=[c for c in ("kpi",) if c in table.columns])
+    shown = Table(title=f"{run_a} vs. {run_b}")
+    for column in table.columns:
+        shown.add_column(str(column), justify="left" if column == table.columns[0] else "right")
+    for row in table.itertuples(index=False):
+        shown.add_row(*[_cell(v) for v in row])
+    console.print(shown)
+    console.print(f"{len(moves):,} account(s) have a different territory or rep in the two runs.")
+    if len(moves):
+        console.print(moves.head(20).to_string(index=False))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:,.4g}"
+    return str(value)
 
 
 @datasets_app.command("list")

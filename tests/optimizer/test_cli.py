@@ -67,3 +67,24 @@ def test_unknown_dataset_is_an_input_error() -> None:
     res = runner.invoke(app, ["datasets", "export", "nowhere", "x"])
     assert res.exit_code == 2
     assert "unknown data set 'nowhere'" in res.output
+
+
+def test_outputs_maps_workbook_and_compare(tmp_path: Path) -> None:
+    """A run writes the geography too, and `territory compare` reads two runs back."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert runner.invoke(app, ["align", "--dataset", "us-regional", "--out", str(a),
+                               "--quiet"]).exit_code == 0
+    tight = tmp_path / "tight.yaml"
+    tight.write_text("circuity: 1.2\nbalance:\n  workload: {tolerance: 0.05}\n")
+    assert runner.invoke(app, ["align", "--dataset", "us-regional", "--scenario", str(tight),
+                               "--out", str(b), "--quiet"]).exit_code == 0
+    for name in ("territories.geojson", "map.png", "map.html", "workbook.xlsx"):
+        assert (a / name).stat().st_size > 1000, name
+    summary = json.loads((a / "summary.json").read_text())
+    assert 0 < summary["kpis"]["after"]["geography"]["compactness_mean"] <= 1
+    assert "compactness" in pd.read_csv(a / "territories.csv").columns
+    res = runner.invoke(app, ["compare", str(a), str(b)])
+    assert res.exit_code == 0, res.output
+    moved = (pd.read_csv(a / "assignments.csv").set_index("account_id")["rep_id"]
+             != pd.read_csv(b / "assignments.csv").set_index("account_id")["rep_id"]).sum()
+    assert f"{moved:,} account(s) have a different territory or rep" in res.output
