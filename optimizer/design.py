@@ -289,7 +289,7 @@ def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
 def _relocate(p: DesignProblem, unit_centre: np.ndarray) -> np.ndarray:
     """Each territory's 1-median: the candidate with least travel to its units."""
     t = np.where(p.allowed, p.travel, 1e18)
-    new = []
+    new: list[int] = []
     for j in np.unique(unit_centre):
         members = unit_centre == j
         cost = t[members].sum(axis=0)
@@ -446,7 +446,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
         add = np.zeros_like(mask)
         np.put_along_axis(add, best, True, axis=1)
         mask |= add & negative
-    z_lp = float(sol.objective)
+    z_lp = float(sol.objective or 0.0)  # optimal LP: the objective is set
     red_y = np.asarray(sol.duals["rc:y"])
     tell("lp", z_inc if incumbent else None, z_lp, msg=f"LP bound, {rounds} pricing round(s)")
 
@@ -468,7 +468,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
         t0 = time.perf_counter()
         model = build(p, u, j, closed=closed)
         t_build += time.perf_counter() - t0
-        start = None
+        start: dict[str, dict[object, float]] | None = None
         if incumbent is not None:
             on = incumbent[1][u] == j
             start = {"x": {int(i): 1.0 for i in np.flatnonzero(on)},

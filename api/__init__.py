@@ -1,0 +1,1 @@
+"""The HTTP job service around the optimizer (FastAPI)."""
