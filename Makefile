@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run serve worker test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ install: $(STAMP)
 ## The main job: realign the bundled national US data set, outputs in out/
 run: $(STAMP)
 	$(BIN)/territory align --dataset us-accounts --out out
+
+## The job service: HTTP API with local workers (the first start prints an API key)
+serve: $(STAMP)
+	$(BIN)/territory serve --host 127.0.0.1 --port 8000
+
+## A distributed worker (EXECUTOR=celery, DATABASE_URL=postgresql+psycopg://..., BROKER_URL=redis://...)
+worker: $(STAMP)
+	$(BIN)/territory worker
 
 ## Every test this machine supports (includes the slow national solves)
 test: $(STAMP)
@@ -33,6 +41,7 @@ lint: $(STAMP)
 ## Benchmarks (not tests): writes bench/report.md and bench/report.json
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf out var .pytest_cache .ruff_cache .mypy_cache

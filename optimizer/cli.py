@@ -309,5 +309,17 @@ def datasets_export(name: str, target: Path) -> None:
         console.print(str(f))
 
 
+def _register_service_commands() -> None:
+    """`serve`, `worker` and `keys` come from the service package; its modules are imported
+    only when one of those commands runs, so the library stays free of web imports."""
+    try:
+        from api.commands import register
+    except ImportError:  # the optimizer installed without the service
+        return
+    register(app)
+
+
+_register_service_commands()
+
 if __name__ == "__main__":
     app()

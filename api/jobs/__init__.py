@@ -1,0 +1,1 @@
+"""Jobs: submission and state machine (service), execution (runner), durability (recovery)."""

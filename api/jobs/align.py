@@ -1,0 +1,114 @@
+"""The `align` job kind: realignment of accounts among existing reps (optimizer.alignment)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from api.jobs.inputs import JobInputs
+from api.jobs.kinds import JobOutcome, SolveControls
+from optimizer.alignment import AlignmentResult
+from optimizer.alignment import solve as solve_alignment
+from optimizer.design import DesignResult
+from optimizer.domain import AlignmentData, DistanceMetric, Mode, Scenario
+from optimizer.errors import InputError, Issue
+from optimizer.io import scenario_from_dict
+from optimizer.outputs import OutputWarning, write_geo_outputs
+from optimizer.solve import Termination
+from optimizer.validate import validate_alignment
+
+
+def jsonable(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars Python numbers, tuples lists."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    # to_json maps NaN/NA to null and numpy types to JSON numbers in one pass.
+    rows: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return rows
+
+
+def plan_result(result: AlignmentResult | DesignResult, accounts: pd.DataFrame,
+                reps: pd.DataFrame | None) -> dict[str, Any]:
+    """A job's stored result: summary, assignments, territories, and the files the engine
+    produces (territories.geojson as JSON, workbook.xlsx as base64), as the CLI writes them."""
+    summary = result.summary()
+    files: dict[str, Any] = {}
+    territories = result.territories
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OutputWarning)
+        geo = write_geo_outputs(folder, accounts, reps, result.assignments, territories,
+                                result.kpis, summary)
+        out = Path(folder)
+        if (out / "territories.geojson").exists():
+            files["territories.geojson"] = json.loads((out / "territories.geojson").read_text())
+        files["workbook.xlsx"] = base64.b64encode((out / "workbook.xlsx").read_bytes()).decode()
+    summary["kpis"] = geo.kpis
+    summary["warnings"] = [*summary["warnings"],
+                           *(str(w.message) for w in caught if w.category is OutputWarning)]
+    return {"summary": jsonable(summary), "assignments": records(result.assignments),
+            "territories": records(geo.territories), "files": files}
+
+
+def _metric_asked(scenario: dict[str, Any]) -> DistanceMetric | None:
+    try:
+        return DistanceMetric(scenario.get("metric", DistanceMetric.haversine))
+    except ValueError:
+        return None
+
+
+class AlignRunner:
+    """Validates at submission and solves in the worker."""
+
+    default_time_limit = Scenario().solver.time_limit
+
+    def prepare(self, inputs: JobInputs) -> tuple[AlignmentData, Scenario]:
+        """Typed scenario and validated data; every problem of both in one InputError."""
+        issues: list[Issue] = []
+        try:
+            scenario = scenario_from_dict(inputs.scenario)
+        except InputError as exc:
+            issues += exc.issues
+            scenario = Scenario()
+        if scenario.mode is not Mode.align:
+            issues.append(Issue("scenario", None, "mode",
+                                f"kind 'align' needs mode 'align' (got {scenario.mode.value!r})"))
+        # With a broken scenario the data are still checked, for the metric it asks for.
+        metric = _metric_asked(inputs.scenario) or scenario.metric
+        try:
+            data = validate_alignment(inputs.accounts, inputs.reps, inputs.distances, metric)
+        except InputError as exc:
+            issues += exc.issues
+        if issues:
+            raise InputError(issues)
+        return data, scenario
+
+    def check(self, inputs: JobInputs) -> None:
+        self.prepare(inputs)
+
+    def run(self, inputs: JobInputs, controls: SolveControls) -> JobOutcome:
+        data, scenario = self.prepare(inputs)
+        result = solve_alignment(data, scenario, on_progress=controls.on_progress,
+                                 should_stop=controls.should_stop)
+        plan = plan_result(result, data.accounts, data.reps)
+        summary = plan["summary"]
+        cancelled = result.report.termination is Termination.cancelled
+        return JobOutcome(result=plan, status=str(summary["status"]), cancelled=cancelled)

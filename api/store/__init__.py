@@ -1,0 +1,1 @@
+"""The durable job store: SQLAlchemy tables, sessions and Alembic migrations."""
