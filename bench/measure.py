@@ -37,7 +37,7 @@ def main() -> None:
         out = {"status": r.status.value, "seconds": total, "seconds_build": r.seconds_build,
                "seconds_solve": r.seconds_solve,
                "seconds_other": total - r.seconds_build - r.seconds_solve,
-               "objective": r.objective, "bound": r.bound, "gap": r.gap, "pairs": r.pairs,
+               "objective": r.objective, "bound": r.bound, "gap": r.gap, "pairs": r.pricing,
                "kpis": {"before": result.kpis["before"], "after": result.kpis["after"]}}
     else:
         # The textbook approach: one MIP over each account's k nearest reps, solved by HiGHS

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ from optimizer.domain import AlignmentData, Scenario
 from optimizer.errors import InfeasibleScenarioError, SolveCancelledError, SolverError
 from optimizer.kpi import alignment_kpis, territory_table
 from optimizer.problem import METRICS, Problem, fmt, prepare
+from optimizer.result import PlanResult, RunReport
 from optimizer.solve import (
     HighsOptions,
     Progress,
@@ -241,52 +242,8 @@ def lagrangian_warm_start(s: Scaled, iterations: int = 150) -> tuple[Duals, floa
 # Results
 
 
-@dataclass(frozen=True)
-class SolveReport:
-    """Timing and quality of one run; objective and bound in normalised objective units."""
-
-    status: RunStatus
-    termination: Termination
-    objective: float | None
-    bound: float | None
-    gap: float | None
-    seconds: float
-    seconds_build: float
-    seconds_solve: float
-    pairs: dict[str, int]
-    lp_rounds: int
-    lagrangian_bound: float
-
-
-@dataclass(frozen=True)
-class AlignmentResult:
-    """A finished realignment: the plan, its territories, KPIs before/after and the report."""
-
-    report: SolveReport
-    assignments: pd.DataFrame
-    territories: pd.DataFrame
-    terms: dict[str, float]
-    kpis: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        """summary.json: status, objective, bound, gap, seconds first, then the rest."""
-        r = self.report
-        return {
-            "status": r.status.value,
-            "objective": r.objective,
-            "bound": r.bound,
-            "gap": r.gap,
-            "seconds": round(r.seconds, 3),
-            "termination": r.termination.value,
-            "objective_terms": self.terms,
-            "kpis": self.kpis,
-            "timing": {"seconds_build": round(r.seconds_build, 3),
-                       "seconds_solve": round(r.seconds_solve, 3)},
-            "pricing": {**r.pairs, "lp_rounds": r.lp_rounds,
-                        "lagrangian_bound": r.lagrangian_bound},
-            "warnings": self.warnings,
-        }
+# A realignment's result is the common plan result (optimizer.result).
+AlignmentResult = PlanResult
 
 
 class _Clock:
@@ -563,20 +520,20 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
 
     status = RunStatus.optimal if termination is Termination.optimal else RunStatus.feasible
     objective = z_inc * to_normal
-    report = SolveReport(
+    report = RunReport(
         status=status, termination=termination, objective=objective, bound=bound * to_normal,
         gap=relative_gap(z_inc, bound), seconds=clock.elapsed, seconds_build=clock.build,
         seconds_solve=clock.solve,
-        pairs={"pairs_allowed": int(p.allowed.sum()), "pairs_in_lp": int(mask.sum()),
-               "pairs_priced_in": int(mask.sum()) - initial_pairs,
-               "pairs_in_mip": last_pairs, "units": p.n_units},
-        lp_rounds=rounds, lagrangian_bound=lagrange_bound * to_normal)
+        pricing={"pairs_allowed": int(p.allowed.sum()), "pairs_in_lp": int(mask.sum()),
+                 "pairs_priced_in": int(mask.sum()) - initial_pairs,
+                 "pairs_in_mip": last_pairs, "units": p.n_units, "lp_rounds": rounds,
+                 "lagrangian_bound": lagrange_bound * to_normal})
     clock.tell("done", objective, bound * to_normal)
     return _result(data, scenario, p, best_unit, report, warnings)
 
 
 def _result(data: AlignmentData, scenario: Scenario, p: Problem, unit_rep: np.ndarray,
-            report: SolveReport, warnings: list[str]) -> AlignmentResult:
+            report: RunReport, warnings: list[str]) -> AlignmentResult:
     acc, reps = data.accounts, data.reps
     assign = p.unit_assignment_to_accounts(unit_rep)
     rep_ids = np.array(p.rep_ids, dtype=object)

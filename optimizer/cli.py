@@ -105,8 +105,8 @@ def _print_result(result: AlignmentResult | DesignResult, out: Path, title: str)
     console.print(
         f"[bold]{r.status.value}[/]: objective {r.objective:.6g}, bound {bound}, "
         f"gap {gap} in {r.seconds:.1f} s (model build {r.seconds_build:.1f} s, "
-        f"HiGHS {r.seconds_solve:.1f} s); {r.pairs['pairs_allowed']:,} pairs in scope, "
-        f"{r.pairs['pairs_in_mip']:,} in the final MIP")
+        f"HiGHS {r.seconds_solve:.1f} s); {r.pricing['pairs_allowed']:,} pairs in scope, "
+        f"{r.pricing['pairs_in_mip']:,} in the final MIP")
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     console.print(f"Outputs written to {out}/")

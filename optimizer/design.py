@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,8 @@ from optimizer.distance import haversine_km
 from optimizer.domain import DesignData, DistanceMetric, Scenario
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError
 from optimizer.kpi import Book, alignment_kpis, territory_table
-from optimizer.problem import METRICS, families, fmt
+from optimizer.problem import METRICS, assignment_units, fmt
+from optimizer.result import PlanResult, RunReport
 from optimizer.solve import (
     HighsOptions,
     Progress,
@@ -154,18 +155,9 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
         d[row[keep], col[keep]] = data.distances["distance"].to_numpy()[keep]
 
     # Units: hierarchies move whole (same rule as realignment).
-    root = families(acc, scenario.keep_hierarchies)
-    roots, unit_of = np.unique(root, return_inverse=True)
-    order = np.argsort(unit_of, kind="stable")
-    cuts = np.searchsorted(unit_of[order], np.arange(len(roots) + 1))
-    members = [order[cuts[u]:cuts[u + 1]] for u in range(len(roots))]
+    units = assignment_units(acc, scenario.keep_hierarchies)
+    members, unit_of, label, amount = units.members, units.unit_of, units.label, units.amount
     ids = acc["account_id"].to_numpy()
-    label = [str(ids[m[0]]) if len(m) == 1 else f"hierarchy of {ids[roots[u]]}"
-             for u, m in enumerate(members)]
-    per_account = np.column_stack([acc["workload"].to_numpy(float),
-                                   acc["potential"].to_numpy(float), np.ones(n)])
-    amount = np.zeros((len(members), 3))
-    np.add.at(amount, unit_of, per_account)
     visits = acc["visits"].to_numpy(float)
     travel_acc = visits[:, None] * d
     travel = np.zeros((len(members), len(cand)))
@@ -323,36 +315,8 @@ def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
 # Solve
 
 
-@dataclass(frozen=True)
-class DesignReport:
-    status: RunStatus
-    termination: Termination
-    objective: float | None
-    bound: float | None
-    gap: float | None
-    seconds: float
-    seconds_build: float
-    seconds_solve: float
-    pairs: dict[str, int]
-
-
-@dataclass(frozen=True)
-class DesignResult:
-    report: DesignReport
-    assignments: pd.DataFrame
-    territories: pd.DataFrame
-    terms: dict[str, float]
-    kpis: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        r = self.report
-        return {"status": r.status.value, "objective": r.objective, "bound": r.bound,
-                "gap": r.gap, "seconds": round(r.seconds, 3), "termination": r.termination.value,
-                "objective_terms": self.terms, "kpis": self.kpis,
-                "timing": {"seconds_build": round(r.seconds_build, 3),
-                           "seconds_solve": round(r.seconds_solve, 3)},
-                "pricing": r.pairs, "warnings": self.warnings}
+# A design's result is the common plan result (optimizer.result).
+DesignResult = PlanResult
 
 
 def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback | None = None,
@@ -421,7 +385,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
                                   "before any design was found")
             warnings.append("the LP relaxation did not finish within the time limit: the "
                             "design is the heuristic's, without a proven bound")
-            return _result(data, p, incumbent[1], DesignReport(
+            return _result(data, p, incumbent[1], RunReport(
                 RunStatus.feasible, Termination.time_limit, z_inc, None, None,
                 time.perf_counter() - started, t_build, t_solve,
                 {"pairs_allowed": int(allowed.sum()), "pairs_in_lp": int(mask.sum()),
@@ -502,7 +466,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     gap = relative_gap(z_inc, bound)
     status = RunStatus.optimal if gap is not None and gap <= target + 1e-12 else \
         RunStatus.feasible
-    report = DesignReport(status, termination if status is RunStatus.feasible else
+    report = RunReport(status, termination if status is RunStatus.feasible else
                           Termination.optimal, z_inc, bound, gap,
                           time.perf_counter() - started, t_build, t_solve,
                           {"pairs_allowed": int(allowed.sum()), "pairs_in_lp": int(mask.sum()),
@@ -512,7 +476,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     return _result(data, p, best_centre, report, warnings, scenario)
 
 
-def _result(data: DesignData, p: DesignProblem, unit_centre: np.ndarray, report: DesignReport,
+def _result(data: DesignData, p: DesignProblem, unit_centre: np.ndarray, report: RunReport,
             warnings: list[str], scenario: Scenario) -> DesignResult:
     acc = data.accounts
     centres = np.unique(unit_centre)

@@ -101,11 +101,38 @@ def families(accounts: pd.DataFrame, keep: bool) -> np.ndarray:
     return root
 
 
+@dataclass(frozen=True)
+class Units:
+    """Accounts grouped into assignment units: a hierarchy moves as one."""
+
+    members: list[np.ndarray]  # account positions per unit
+    unit_of: np.ndarray  # unit position per account
+    label: list[str]  # for messages
+    amount: np.ndarray  # (units, 3): workload, potential, account count
+    per_account: np.ndarray  # (accounts, 3)
+
+
+def assignment_units(acc: pd.DataFrame, keep_hierarchies: bool) -> Units:
+    root = families(acc, keep_hierarchies)
+    roots, unit_of = np.unique(root, return_inverse=True)
+    order = np.argsort(unit_of, kind="stable")
+    cuts = np.searchsorted(unit_of[order], np.arange(len(roots) + 1))
+    members = [order[cuts[u]:cuts[u + 1]] for u in range(len(roots))]
+    ids = acc["account_id"].to_numpy()
+    label = [str(ids[m[0]]) if len(m) == 1 else f"hierarchy of {ids[roots[u]]} ({len(m)} accounts)"
+             for u, m in enumerate(members)]
+    per_account = np.column_stack([acc["workload"].to_numpy(float),
+                                   acc["potential"].to_numpy(float), np.ones(len(acc))])
+    amount = np.zeros((len(members), 3))
+    np.add.at(amount, unit_of, per_account)
+    return Units(members, unit_of, label, amount, per_account)
+
+
 def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
     """Turn validated data and a scenario into model arrays; raise InfeasibleScenarioError for
     contradictions visible without solving (locks, eligibility)."""
     acc, reps = data.accounts, data.reps
-    n_acc, n_rep = len(acc), len(reps)
+    n_rep = len(reps)
     rep_ids = reps["rep_id"].tolist()
     rep_pos = pd.Index(rep_ids)
     dist = distance_matrix(acc, reps, scenario.metric, scenario.circuity, data.distances)
@@ -113,19 +140,9 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
     reasons: list[str] = []
 
     # Units: one per hierarchy.
-    root = families(acc, scenario.keep_hierarchies)
-    roots, unit_of = np.unique(root, return_inverse=True)
-    order = np.argsort(unit_of, kind="stable")
-    bounds = np.searchsorted(unit_of[order], np.arange(len(roots) + 1))
-    members = [order[bounds[u]:bounds[u + 1]] for u in range(len(roots))]
-    ids = acc["account_id"].to_numpy()
-    label = [str(ids[m[0]]) if len(m) == 1 else f"hierarchy of {ids[roots[u]]} ({len(m)} accounts)"
-             for u, m in enumerate(members)]
-
-    per_account = np.column_stack([acc["workload"].to_numpy(float),
-                                   acc["potential"].to_numpy(float), np.ones(n_acc)])
-    amount = np.zeros((len(members), 3))
-    np.add.at(amount, unit_of, per_account)
+    units = assignment_units(acc, scenario.keep_hierarchies)
+    members, unit_of, label, amount = units.members, units.unit_of, units.label, units.amount
+    per_account = units.per_account
 
     # Allowed pairs: known distance, eligibility by segment → roles, locks.
     allowed_acc = ~np.isnan(dist)

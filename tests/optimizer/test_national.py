@@ -20,8 +20,8 @@ def test_national_realignment_proves_its_gap() -> None:
     assert r.status.value == "optimal"
     assert r.gap <= 0.005
     # The bound is over every account–rep pair, not only the ones the models held.
-    assert r.pairs["pairs_allowed"] == len(data.accounts) * len(data.reps)
-    assert r.pairs["pairs_in_mip"] < r.pairs["pairs_allowed"] / 10
+    assert r.pricing["pairs_allowed"] == len(data.accounts) * len(data.reps)
+    assert r.pricing["pairs_in_mip"] < r.pricing["pairs_allowed"] / 10
     assert_plan_valid(data, sc, result)
     before, after = result.kpis["before"], result.kpis["after"]
     assert before["utilisation"]["over_capacity_reps"] > 0
