@@ -14,13 +14,12 @@ import pandas as pd
 
 from api.jobs.inputs import JobInputs
 from api.jobs.kinds import JobOutcome, SolveControls
-from optimizer.alignment import AlignmentResult
 from optimizer.alignment import solve as solve_alignment
-from optimizer.design import DesignResult
 from optimizer.domain import AlignmentData, DistanceMetric, Mode, Scenario
 from optimizer.errors import InputError, Issue
 from optimizer.io import scenario_from_dict
 from optimizer.outputs import OutputWarning, write_geo_outputs
+from optimizer.result import PlanResult
 from optimizer.solve import Termination
 from optimizer.validate import validate_alignment
 
@@ -46,7 +45,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def plan_result(result: AlignmentResult | DesignResult, accounts: pd.DataFrame,
+def plan_result(result: PlanResult, accounts: pd.DataFrame,
                 reps: pd.DataFrame | None) -> dict[str, Any]:
     """A job's stored result: summary, assignments, territories, and the files the engine
     produces (territories.geojson as JSON, workbook.xlsx as base64), as the CLI writes them."""
@@ -75,26 +74,42 @@ def _metric_asked(scenario: dict[str, Any]) -> DistanceMetric | None:
         return None
 
 
-class AlignRunner:
-    """Validates at submission and solves in the worker."""
+class PlanRunner:
+    """A job kind that solves a territory plan: validates scenario and data together at
+    submission (every problem in one InputError) and solves in the worker. Subclasses say
+    which mode, which data and which model."""
 
+    mode: Mode
     default_time_limit = Scenario().solver.time_limit
 
-    def prepare(self, inputs: JobInputs) -> tuple[AlignmentData, Scenario]:
-        """Typed scenario and validated data; every problem of both in one InputError."""
+    def scenario_issues(self, scenario: Scenario) -> list[Issue]:  # noqa: ARG002 - a hook
+        return []
+
+    def validate(self, inputs: JobInputs, metric: DistanceMetric) -> Any:
+        raise NotImplementedError
+
+    def solve(self, data: Any, scenario: Scenario, controls: SolveControls) -> PlanResult:
+        raise NotImplementedError
+
+    def reps(self, data: Any) -> pd.DataFrame | None:  # noqa: ARG002 - a hook
+        return None
+
+    def prepare(self, inputs: JobInputs) -> tuple[Any, Scenario]:
         issues: list[Issue] = []
         try:
             scenario = scenario_from_dict(inputs.scenario)
         except InputError as exc:
             issues += exc.issues
-            scenario = Scenario()
-        if scenario.mode is not Mode.align:
+            scenario = Scenario(mode=self.mode)
+        if scenario.mode is not self.mode:
             issues.append(Issue("scenario", None, "mode",
-                                f"kind 'align' needs mode 'align' (got {scenario.mode.value!r})"))
+                                f"kind {self.mode.value!r} needs mode {self.mode.value!r} "
+                                f"(got {scenario.mode.value!r})"))
+        issues += self.scenario_issues(scenario)
         # With a broken scenario the data are still checked, for the metric it asks for.
         metric = _metric_asked(inputs.scenario) or scenario.metric
         try:
-            data = validate_alignment(inputs.accounts, inputs.reps, inputs.distances, metric)
+            data = self.validate(inputs, metric)
         except InputError as exc:
             issues += exc.issues
         if issues:
@@ -106,9 +121,25 @@ class AlignRunner:
 
     def run(self, inputs: JobInputs, controls: SolveControls) -> JobOutcome:
         data, scenario = self.prepare(inputs)
-        result = solve_alignment(data, scenario, on_progress=controls.on_progress,
-                                 should_stop=controls.should_stop)
-        plan = plan_result(result, data.accounts, data.reps)
-        summary = plan["summary"]
+        result = self.solve(data, scenario, controls)
+        plan = plan_result(result, data.accounts, self.reps(data))
         cancelled = result.report.termination is Termination.cancelled
-        return JobOutcome(result=plan, status=str(summary["status"]), cancelled=cancelled)
+        return JobOutcome(result=plan, status=str(plan["summary"]["status"]),
+                          cancelled=cancelled)
+
+
+class AlignRunner(PlanRunner):
+    """Realignment among the given reps."""
+
+    mode = Mode.align
+
+    def validate(self, inputs: JobInputs, metric: DistanceMetric) -> AlignmentData:
+        return validate_alignment(inputs.accounts, inputs.reps, inputs.distances, metric)
+
+    def solve(self, data: Any, scenario: Scenario, controls: SolveControls) -> PlanResult:
+        return solve_alignment(data, scenario, on_progress=controls.on_progress,
+                               should_stop=controls.should_stop)
+
+    def reps(self, data: Any) -> pd.DataFrame | None:
+        reps: pd.DataFrame = data.reps
+        return reps
