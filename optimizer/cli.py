@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from optimizer.alignment import solve as solve_alignment
 from optimizer.compare import compare_runs
 from optimizer.design import DesignResult
 from optimizer.design import solve as solve_design
-from optimizer.domain import Scenario
+from optimizer.domain import DistanceMetric, Scenario
 from optimizer.errors import (
     InfeasibleScenarioError,
     InputError,
@@ -32,9 +33,21 @@ from optimizer.errors import (
     SolverError,
 )
 from optimizer.geo import load_units
-from optimizer.io import read_alignment, read_design, read_scenario, write_json, write_tables
+from optimizer.hiring import HiringPlanInput, roster_from_reps, write_hiring_plan_png
+from optimizer.hiring import solve as solve_hiring
+from optimizer.io import (
+    model_from_mapping,
+    read_alignment,
+    read_design,
+    read_mapping,
+    read_scenario,
+    read_table,
+    write_json,
+    write_tables,
+)
 from optimizer.outputs import OutputWarning, write_geo_outputs
 from optimizer.solve import Progress
+from optimizer.validate import validate_reps
 
 app = typer.Typer(help="Sales territory realignment and design with provable optimality gaps.",
                   no_args_is_help=True, add_completion=False,
@@ -259,6 +272,57 @@ def design(
         return _Run(solve_design(data, sc, on_progress=progress), data.accounts, None, polygons)
 
     _execute(out, quiet, "Territory design", run)
+
+
+@app.command()
+def capacity(
+    plan: Annotated[Path, typer.Option(help="Hiring plan YAML/JSON: months, roles, ratios, "
+                                            "goal, budget, objective (see optimizer/hiring.py).")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    reps: Annotated[Path | None, typer.Option(
+        help="reps.csv: the starting roster by role; start_date gives each rep's ramp.")] = None,
+    start: Annotated[str | None, typer.Option(
+        help="First month of the plan (YYYY-MM-DD), for reps' start dates.")] = None,
+) -> None:
+    """Plan hiring month by month: headcount, ramp, attrition, cost and revenue vs. goal."""
+    try:
+        body = read_mapping(plan)
+        first = date.fromisoformat(start) if start else date.today().replace(day=1)
+        if reps is not None:
+            roster_frame, issues = validate_reps(read_table(reps), DistanceMetric.matrix,
+                                                 source=reps.name, needs_location=False)
+            if issues:
+                raise InputError(issues)
+            roster = roster_from_reps(roster_frame, first)
+            body["roles"] = [{**role, "initial": roster.get(str(role.get("name")), [])}
+                             if isinstance(role, dict) else role
+                             for role in body.get("roles", [])]
+        inp = model_from_mapping(HiringPlanInput, body, plan.name)
+        result = solve_hiring(inp)
+    except InputError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_INPUT) from exc
+    except InfeasibleScenarioError as exc:
+        _fail(out, "infeasible", "the hiring goal cannot be met", exc.reasons)
+        err_console.print(f"[red]infeasible:[/] {exc}")
+        raise typer.Exit(EXIT_INFEASIBLE) from exc
+    except (SolverError, OptimizerError) as exc:
+        _fail(out, "error", str(exc))
+        err_console.print(f"[red]solver error:[/] {exc}")
+        raise typer.Exit(EXIT_SOLVER) from exc
+    summary = {"status": result.status.value, "objective": result.objective,
+               "bound": result.bound, "gap": result.gap, "seconds": round(result.seconds, 3),
+               "termination": result.termination.value, "total_cost": result.total_cost,
+               "total_revenue": result.total_revenue,
+               "hires": {role: int(h.sum()) for role, h in result.hires.items()}}
+    write_tables(out, summary, {"hiring_plan": result.table, "hiring_months": result.months,
+                                "hiring_periods": result.periods})
+    write_hiring_plan_png(out / "hiring_plan.png", result)
+    console.print(result.periods.round(0).to_string(index=False))
+    console.print(f"[bold]{result.status.value}[/]: cost {result.total_cost:,.0f}, revenue "
+                  f"{result.total_revenue:,.0f}, hires "
+                  + ", ".join(f"{r} {int(h.sum())}" for r, h in result.hires.items()))
+    console.print(f"Outputs written to {out}/")
 
 
 @app.command()

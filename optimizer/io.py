@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from optimizer.domain import AlignmentData, DesignData, Scenario
 from optimizer.errors import InputError, Issue
 from optimizer.validate import validate_alignment, validate_design
+
+T = TypeVar("T", bound=BaseModel)
 
 
 def read_table(path: str | Path, source: str | None = None) -> pd.DataFrame:
@@ -76,9 +78,8 @@ def scenario_from_dict(data: dict[str, Any] | None, source: str = "scenario") ->
         raise InputError(_pydantic_issues(exc, source)) from exc
 
 
-def read_scenario(path: str | Path | None) -> Scenario:
-    if path is None:
-        return Scenario()
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML or JSON file that holds one mapping (scenarios, plans)."""
     p = Path(path)
     if not p.exists():
         raise InputError([Issue(p.name, None, None, f"file not found: {p}")])
@@ -86,9 +87,25 @@ def read_scenario(path: str | Path | None) -> Scenario:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InputError([Issue(p.name, None, None, f"not valid YAML/JSON: {exc}")]) from exc
-    if data is not None and not isinstance(data, dict):
-        raise InputError([Issue(p.name, None, None, "a scenario is a mapping of keys to values")])
-    return scenario_from_dict(data, p.name)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError([Issue(p.name, None, None, "expected a mapping of keys to values")])
+    return data
+
+
+def model_from_mapping(model: type[T], data: dict[str, Any], source: str) -> T:
+    """Validate a mapping into a pydantic model; every problem becomes an Issue."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_pydantic_issues(exc, source)) from exc
+
+
+def read_scenario(path: str | Path | None) -> Scenario:
+    if path is None:
+        return Scenario()
+    return scenario_from_dict(read_mapping(path), Path(path).name)
 
 
 def read_alignment(accounts: str | Path, reps: str | Path, scenario: Scenario,

@@ -1,0 +1,70 @@
+"""`territory capacity`: a hiring plan from a plan file and a roster, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from optimizer.cli import EXIT_INFEASIBLE, EXIT_INPUT, app
+
+PLAN = """months: 12
+goal_period: quarter
+goal: [100000, 140000, 180000, {q4}]
+roles:
+  - name: ae
+    cost_per_month: 9000
+    productivity: 20000
+    ramp: [0.25, 0.5, 0.75]
+    attrition: 0.02
+    lead_time: 1
+    max_hires_per_month: 2
+  - name: manager
+    cost_per_month: 14000
+ratios:
+  - {{role: manager, per: ae, count: 8}}
+"""
+ROSTER = "rep_id,capacity,role,start_date\nR1,1600,ae,2020-01-01\nR2,1600,ae,2026-12-01\n" \
+         "M1,1600,manager,2019-01-01\n"
+
+
+def run(tmp_path: Path, q4: int) -> tuple[int, str, Path]:
+    (tmp_path / "plan.yaml").write_text(PLAN.format(q4=q4))
+    (tmp_path / "reps.csv").write_text(ROSTER)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"), "--reps",
+                                   str(tmp_path / "reps.csv"), "--start", "2027-01-01",
+                                   "--out", str(out)])
+    return res.exit_code, res.output, out
+
+
+def test_plan_meets_every_quarter(tmp_path: Path) -> None:
+    code, output, out = run(tmp_path, 220_000)
+    assert code == 0, output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "optimal" and summary["hires"]["ae"] >= 1
+    periods = pd.read_csv(out / "hiring_periods.csv")
+    assert (periods["revenue"] >= periods["goal"] - 1e-6).all()
+    plan = pd.read_csv(out / "hiring_plan.csv")
+    assert set(plan["role"]) == {"ae", "manager"} and len(plan) == 24
+    # R2 started a month before the plan: still ramping in month 1.
+    month1 = plan[(plan["month"] == 1) & (plan["role"] == "ae")].iloc[0]
+    assert month1["headcount"] == 2 and month1["ramped_fte"] < 2
+    assert (out / "hiring_plan.png").stat().st_size > 10_000
+
+
+def test_unreachable_goal_is_explained(tmp_path: Path) -> None:
+    code, output, out = run(tmp_path, 2_000_000)
+    assert code == EXIT_INFEASIBLE, output
+    reasons = json.loads((out / "summary.json").read_text())["reasons"]
+    assert any("Q4 revenue can reach at most" in r and "binds" in r for r in reasons), reasons
+
+
+def test_bad_plan_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text("months: 0\nroles: []\nbogus: 1\n")
+    res = CliRunner().invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"),
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code == EXIT_INPUT
+    assert "plan.yaml" in res.output and "months" in res.output and "bogus" in res.output
