@@ -15,6 +15,7 @@ from api.config import Settings
 from api.errors import NotFoundError
 from api.jobs.inputs import JobInputs, check_table_sizes, frame_from_csv, frame_to_csv
 from api.store.tables import Dataset, Tenant
+from optimizer import datasets as bundled
 from optimizer.domain import DistanceMetric
 from optimizer.errors import InputError, Issue
 from optimizer.io import read_table
@@ -74,6 +75,34 @@ def create_dataset(*, session: Session, tenant: Tenant, uploads: dict[str, Uploa
     return store_dataset(session=session, tenant=tenant, name=name, metric=metric,
                          accounts=tables["accounts"], reps=tables["reps"],
                          distances=tables.get("distances"), settings=settings)
+
+
+BUNDLED_TABLES = ("accounts.csv", "reps.csv")
+
+
+def list_bundled() -> list[tuple[bundled.Dataset, bool]]:
+    """The bundled data sets, each with whether it can be imported (has both tables)."""
+    return [(d, all(d.file(f) is not None for f in BUNDLED_TABLES)) for d in bundled.available()]
+
+
+def import_bundled(*, session: Session, tenant: Tenant, name: str,
+                   settings: Settings) -> Dataset:
+    """Copy a bundled data set's accounts/reps into the tenant's datasets, through the same
+    validation and size limits as an upload (a bundled table is no exception to MAX_ACCOUNTS)."""
+    try:
+        found = bundled.get_dataset_or_raise(name)
+    except InputError as exc:
+        # An unknown name in the URL is a missing resource, not bad input.
+        raise NotFoundError(f"no bundled data set {name!r}") from exc
+    uploads: dict[str, UploadedFile] = {}
+    for table in BUNDLED_TABLES:
+        path = found.file(table)
+        if path is None:
+            raise NotFoundError(f"bundled data set {name!r} has no {table}")
+        field = table.removesuffix(".csv")
+        uploads[field] = UploadedFile(field=field, filename=table, content=path.read_bytes())
+    return create_dataset(session=session, tenant=tenant, uploads=uploads, name=name,
+                          metric=DistanceMetric.haversine, settings=settings)
 
 
 def get_dataset_or_raise(*, session: Session, tenant: Tenant, dataset_id: str) -> Dataset:

@@ -18,7 +18,7 @@ from api.executors.factory import make_executor
 from api.jobs.recovery import RecoveryLoop
 from api.metrics import ServiceMetrics
 from api.middleware import AccessLog, BodySizeLimit
-from api.routes import api_router, health
+from api.routes import api_router, health, web
 from api.store.db import Database
 from api.store.migrate import upgrade
 
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(api_router)
     app.include_router(health.router)
+    app.include_router(web.router)
+    web.mount_static(app)
     # Added last = outermost: the size limit applies before anything reads the body.
     app.add_middleware(AccessLog, metrics=metrics)
     app.add_middleware(BodySizeLimit, limit=settings.MAX_REQUEST_BYTES)

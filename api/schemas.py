@@ -198,6 +198,19 @@ class DatasetsPublic(BaseModel):
     count: int
 
 
+class BundledPublic(BaseModel):
+    """A data set shipped with the package; `POST /v1/bundled/{name}` copies it in."""
+
+    name: str
+    description: str
+    importable: bool = Field(description="It has accounts.csv and reps.csv (an alignment "
+                                         "input); the others are geography for notebooks.")
+
+
+class BundledListPublic(BaseModel):
+    data: list[BundledPublic]
+
+
 class Problem(BaseModel):
     """An error answer (RFC 9457, application/problem+json)."""
 

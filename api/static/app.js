@@ -1,0 +1,512 @@
+// The planner page: plain JavaScript against the /v1 API (no build step, no framework).
+"use strict";
+
+const KEY_STORAGE = "territory.apiKey";
+const POLL_MS = 700;
+const MOVES_SHOWN = 200;
+// Distinct, colour-blind-friendly-ish colours (Tableau 10 + 2); cycled past 12 territories.
+const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
+                 "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b"];
+
+const state = {
+  datasetId: null,
+  jobId: null,
+  pollTimer: null,
+  map: null,
+  layer: null,
+  finished: [],  // the last two finished jobs: {job, summary}, oldest first
+};
+
+const $ = (id) => document.getElementById(id);
+
+// ---------- small helpers ----------
+
+function apiKey() { return localStorage.getItem(KEY_STORAGE) || ""; }
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+// fetch with the Bearer key; problem+json answers become ApiError (issues kept).
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  headers.set("Authorization", `Bearer ${apiKey()}`);
+  const response = await fetch(path, { ...options, headers });
+  if (!response.ok) {
+    let problem = { title: `HTTP ${response.status}` };
+    try { problem = await response.json(); } catch (_) { /* not JSON: keep the status */ }
+    throw new ApiError(response.status, problem);
+  }
+  return response;
+}
+
+async function apiJson(path, options) { return (await api(path, options)).json(); }
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else node.setAttribute(k, v);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function fmt(value, digits = 2) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "—";
+  return Number(value).toLocaleString("en-US", { maximumFractionDigits: digits,
+                                                 minimumFractionDigits: digits });
+}
+const pct = (v) => (v === null || v === undefined ? "—" : `${fmt(v * 100, 1)} %`);
+const get = (obj, path) => path.split(".").reduce((o, k) => (o == null ? o : o[k]), obj);
+
+// ---------- messages ----------
+
+function clearMessage() { $("message").hidden = true; $("message").replaceChildren(); }
+
+function showMessage(kind, title, ...body) {
+  const box = $("message");
+  const close = el("button", { type: "button", class: "secondary close",
+                               "aria-label": "Dismiss message" }, "×");
+  close.addEventListener("click", clearMessage);
+  box.className = `message ${kind}`;
+  box.replaceChildren(close, el("h2", {}, title), ...body);
+  box.hidden = false;
+}
+
+// The problem+json answer, with its field-level issues as a table (source, row, field, message).
+function showProblem(error, what) {
+  if (!(error instanceof ApiError)) {
+    showMessage("error", `${what} failed`, el("p", {}, String(error.message || error)));
+    return;
+  }
+  const p = error.problem;
+  const body = [el("p", {}, p.detail || p.title)];
+  if (error.status === 401) body.push(el("p", {}, "Check the API key at the top of the page."));
+  if (Array.isArray(p.issues) && p.issues.length) body.push(issuesTable(p.issues));
+  showMessage("error", `${what}: ${p.title || "error"}`, ...body);
+}
+
+function issuesTable(issues) {
+  const rows = issues.map((i) => el("tr", {},
+    el("td", {}, i.source ?? ""),
+    el("td", { class: "num" }, i.row ?? ""),
+    el("td", {}, i.field ?? ""),
+    el("td", {}, i.message ?? "")));
+  return el("table", { class: "data issues" },
+    el("thead", {}, el("tr", {}, el("th", {}, "Source"), el("th", { class: "num" }, "Row"),
+                       el("th", {}, "Field"), el("th", {}, "Problem"))),
+    el("tbody", {}, ...rows));
+}
+
+// ---------- key ----------
+
+async function saveKey(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (!key) return;
+  localStorage.setItem(KEY_STORAGE, key);
+  await connect();
+}
+
+function forgetKey() {
+  localStorage.removeItem(KEY_STORAGE);
+  $("api-key").value = "";
+  $("key-status").textContent = "Key forgotten.";
+  setConnected(false);
+}
+
+function setConnected(on) {
+  for (const id of ["bundled-select", "import-bundled", "existing-select", "use-existing"]) {
+    $(id).disabled = !on;
+  }
+  $("run").disabled = !(on && state.datasetId);
+}
+
+// Check the key with a cheap authenticated call, then fill the data set lists.
+async function connect() {
+  if (!apiKey()) { setConnected(false); return; }
+  $("key-status").textContent = "Checking…";
+  try {
+    const bundled = await apiJson("/v1/bundled");
+    const select = $("bundled-select");
+    select.replaceChildren(...bundled.data.filter((d) => d.importable).map((d) =>
+      el("option", { value: d.name, title: d.description }, `${d.name} — ${d.description}`)));
+    if ([...select.options].some((o) => o.value === "us-regional")) select.value = "us-regional";
+    await refreshDatasets();
+    $("key-status").textContent = "Key saved ✓";
+    setConnected(true);
+    clearMessage();
+  } catch (error) {
+    $("key-status").textContent = "Key not accepted";
+    setConnected(false);
+    showProblem(error, "Connecting");
+  }
+}
+
+// ---------- data ----------
+
+async function refreshDatasets() {
+  const list = await apiJson("/v1/datasets?limit=50");
+  const select = $("existing-select");
+  const options = list.data.map((d) => el("option", { value: d.id },
+    `${d.name || "unnamed"} · ${d.accounts} accounts · ${d.created_at.slice(0, 16)}`));
+  select.replaceChildren(el("option", { value: "" }, list.count ? "— choose —" : "none yet"),
+                         ...options);
+  state.datasets = Object.fromEntries(list.data.map((d) => [d.id, d]));
+}
+
+function useDataset(dataset) {
+  state.datasetId = dataset.id;
+  $("dataset-info").textContent =
+    `${dataset.name || "unnamed"} (${dataset.accounts} accounts, ${dataset.reps} reps)`;
+  $("dataset-info").dataset.id = dataset.id;
+  $("run").disabled = false;
+}
+
+async function importBundled(event) {
+  event.preventDefault();
+  const name = $("bundled-select").value;
+  if (!name) return;
+  $("import-bundled").disabled = true;
+  try {
+    const dataset = await apiJson(`/v1/bundled/${encodeURIComponent(name)}`, { method: "POST" });
+    useDataset(dataset);
+    await refreshDatasets();
+    clearMessage();
+  } catch (error) {
+    showProblem(error, `Importing ${name}`);
+  } finally {
+    $("import-bundled").disabled = false;
+  }
+}
+
+function useExisting(event) {
+  event.preventDefault();
+  const dataset = (state.datasets || {})[$("existing-select").value];
+  if (dataset) { useDataset(dataset); clearMessage(); }
+}
+
+async function uploadDataset(event) {
+  event.preventDefault();
+  const form = new FormData($("upload-form"));
+  if (!form.get("name")) form.delete("name");
+  $("upload-dataset").disabled = true;
+  try {
+    const dataset = await apiJson("/v1/datasets", { method: "POST", body: form });
+    useDataset(dataset);
+    await refreshDatasets();
+    showMessage("info", "Dataset uploaded",
+                el("p", {}, `${dataset.accounts} accounts and ${dataset.reps} reps are valid.`));
+  } catch (error) {
+    showProblem(error, "Upload rejected");
+  } finally {
+    $("upload-dataset").disabled = false;
+  }
+}
+
+// ---------- scenario and job ----------
+
+function numberOf(id) {
+  const raw = $(id).value.trim();
+  return raw === "" ? null : Number(raw);
+}
+
+function scenarioFromForm() {
+  const mode = $("mode").value;
+  const scenario = {
+    mode,
+    circuity: 1.2,  // great-circle km × 1.2 ≈ road km, as the bundled scenario files use
+    objective: { travel: numberOf("w-travel") ?? 1, balance: numberOf("w-balance") ?? 0,
+                 disruption: numberOf("w-disruption") ?? 0 },
+    balance: { workload: { tolerance: (numberOf("tolerance") ?? 10) / 100 } },
+    solver: { time_limit: numberOf("time-limit") ?? 30 },
+  };
+  if (mode === "design") scenario.territories = numberOf("territories") ?? 6;
+  const maxShare = numberOf("max-share");
+  // The limit only means something when there is a current alignment to move away from.
+  if (mode === "align" && maxShare !== null) scenario.disruption = { max_share: maxShare / 100 };
+  return scenario;
+}
+
+async function runScenario(event) {
+  event.preventDefault();
+  if (!state.datasetId) return;
+  clearMessage();
+  const mode = $("mode").value;
+  const body = { kind: mode, dataset_id: state.datasetId, scenario: scenarioFromForm() };
+  const label = $("label").value.trim();
+  if (label) body.label = label;
+  $("run").disabled = true;
+  try {
+    const job = await apiJson("/v1/jobs", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body) });
+    state.jobId = job.id;
+    $("cancel").disabled = false;
+    showProgress(job);
+    schedulePoll();
+  } catch (error) {
+    $("run").disabled = false;
+    showProblem(error, "Scenario rejected");
+  }
+}
+
+function schedulePoll() {
+  clearTimeout(state.pollTimer);
+  state.pollTimer = setTimeout(poll, POLL_MS);
+}
+
+async function poll() {
+  const jobId = state.jobId;
+  try {
+    const job = await apiJson(`/v1/jobs/${jobId}`);
+    if (jobId !== state.jobId) return;  // a newer run took over
+    showProgress(job);
+    if (["succeeded", "failed", "cancelled"].includes(job.state)) {
+      await finished(job);
+    } else {
+      schedulePoll();
+    }
+  } catch (error) {
+    showProblem(error, "Following the job");
+    $("run").disabled = false;
+  }
+}
+
+function showProgress(job) {
+  const p = job.progress || {};
+  const stateCell = $("p-state");
+  stateCell.textContent = job.state + (job.result_status ? ` (${job.result_status})` : "");
+  stateCell.className = `state-${job.state}`;
+  $("p-phase").textContent = p.phase || "—";
+  $("p-incumbent").textContent = fmt(p.incumbent, 4);
+  $("p-bound").textContent = fmt(p.bound, 4);
+  $("p-gap").textContent = p.gap === null || p.gap === undefined ? "—" : pct(p.gap);
+  $("p-elapsed").textContent = p.elapsed === undefined ? "—" : `${fmt(p.elapsed, 1)} s`;
+}
+
+async function cancelJob() {
+  if (!state.jobId) return;
+  try {
+    await api(`/v1/jobs/${state.jobId}/cancel`, { method: "POST" });
+  } catch (error) {
+    showProblem(error, "Cancel");
+  }
+}
+
+async function finished(job) {
+  $("run").disabled = false;
+  $("cancel").disabled = true;
+  if (job.state === "failed" || !job.result_available) {
+    showFailure(job);
+    return;
+  }
+  const result = await apiJson(`/v1/jobs/${job.id}/result`);
+  let geojson = null;
+  try {
+    geojson = await apiJson(`/v1/jobs/${job.id}/result.geojson`);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) throw error;
+  }
+  $("result-label").textContent = `— ${jobTitle(job)}`;
+  drawMap(geojson, result.territories);
+  $("kpis").replaceChildren(kpiTable(result.summary));
+  showMoves(result.assignments);
+  for (const button of document.querySelectorAll("button.download")) {
+    button.disabled = button.dataset.format === "geojson" && geojson === null;
+  }
+  state.finished = [...state.finished, { job, summary: result.summary }].slice(-2);
+  showCompare();
+  if (job.state === "cancelled") {
+    showMessage("info", "Cancelled", el("p", {}, "Showing the best plan found before the stop."));
+  }
+}
+
+function showFailure(job) {
+  const error = job.error || { type: "unknown", message: `job ${job.state}`, reasons: [] };
+  if (error.type === "infeasible") {
+    const reasons = error.reasons.length ? error.reasons : [error.message];
+    showMessage("error", "This scenario is infeasible",
+      el("p", {}, "No plan meets every rule. Why:"),
+      el("ul", { class: "reasons" }, ...reasons.map((r) => el("li", {}, r))),
+      el("p", {}, "Try a wider workload tolerance, a looser disruption limit or more " +
+                  "territories."));
+  } else {
+    const body = [el("p", {}, error.message)];
+    if (error.issues && error.issues.length) body.push(issuesTable(error.issues));
+    showMessage("error", `Job ${job.state}: ${error.type}`, ...body);
+  }
+}
+
+function jobTitle(job) {
+  return job.label || `${job.kind} ${job.id.slice(0, 8)}`;
+}
+
+// ---------- result: map ----------
+
+function colourOf(index) { return PALETTE[index % PALETTE.length]; }
+
+function drawMap(geojson, territories) {
+  $("map-hint").hidden = true;
+  $("map").hidden = false;
+  if (!state.map) {
+    // No tile layer on purpose: the page must work offline, so only our polygons are drawn.
+    state.map = L.map("map", { zoomSnap: 0.25, attributionControl: true });
+    state.map.attributionControl.setPrefix("Leaflet");
+  }
+  if (state.layer) state.map.removeLayer(state.layer);
+  const legend = $("legend");
+  legend.replaceChildren();
+  if (!geojson || !geojson.features.length) {
+    legend.append(el("li", { class: "muted" }, "This job produced no territory polygons."));
+    state.map.setView([0, 0], 1);
+    return;
+  }
+  const ids = territories.map((t) => t.territory_id);
+  const colour = (id) => colourOf(Math.max(0, ids.indexOf(id)));
+  state.layer = L.geoJSON(geojson, {
+    style: (feature) => ({ color: "#333", weight: 1, fillOpacity: 0.55,
+                           fillColor: colour(feature.properties.territory_id) }),
+    onEachFeature: (feature, layer) => layer.bindPopup(popupOf(feature.properties)),
+  }).addTo(state.map);
+  state.map.fitBounds(state.layer.getBounds(), { padding: [12, 12] });
+  for (const t of territories) {
+    legend.append(el("li", {}, el("span", { class: "swatch",
+                                            style: `background:${colour(t.territory_id)}` }),
+                     `${t.territory_id}${t.rep_id && t.rep_id !== t.territory_id ?
+                       ` (${t.rep_id})` : ""} · ${fmt(t.workload, 0)} h`));
+  }
+}
+
+function popupOf(p) {
+  const rows = [["Rep", p.rep_id ?? "—"], ["Accounts", fmt(p.accounts, 0)],
+                ["Workload, h", fmt(p.workload, 0)], ["Capacity, h", fmt(p.capacity, 0)],
+                ["Utilisation", pct(p.utilisation)], ["Potential", fmt(p.potential, 0)],
+                ["Travel, km", fmt(p.travel, 0)], ["Compactness", fmt(p.compactness, 2)]];
+  const table = el("table", {}, ...rows.map(([k, v]) => el("tr", {}, el("td", {}, k),
+                                                            el("td", {}, v))));
+  return el("div", {}, el("strong", {}, `Territory ${p.territory_id}`), table);
+}
+
+// ---------- result: KPIs, moves, compare ----------
+
+// [label, path in kpis.before/after, formatter, direction: -1 lower is better, +1 higher]
+const KPIS = [
+  ["Workload max / fair share", "balance.workload.max_over_fair", (v) => fmt(v, 2), -1],
+  ["Workload min / fair share", "balance.workload.min_over_fair", (v) => fmt(v, 2), 1],
+  ["Workload CV", "balance.workload.cv", (v) => fmt(v, 3), -1],
+  ["Reps within tolerance", "balance.workload.share_within_tolerance", pct, 1],
+  ["Travel (visits × km)", "travel.total", (v) => fmt(v, 0), -1],
+  ["Accounts moved", "disruption.accounts_moved_share", pct, -1],
+  ["Reps over capacity", "utilisation.over_capacity_reps", (v) => fmt(v, 0), -1],
+];
+
+function kpiTable(summary) {
+  const kpis = summary.kpis || {};
+  const before = kpis.before;
+  const after = kpis.after || {};
+  const head = el("tr", {}, el("th", { scope: "col" }, "Figure"),
+                  before ? el("th", { scope: "col", class: "num" }, "Before") : null,
+                  el("th", { scope: "col", class: "num" }, "After"));
+  const rows = KPIS.map(([label, path, format, direction]) => {
+    const a = get(after, path);
+    const b = before ? get(before, path) : undefined;
+    let cls = "num";
+    if (before && a != null && b != null && a !== b) {
+      cls += (a - b) * direction > 0 ? " better" : " worse";
+    }
+    return el("tr", {}, el("th", { scope: "row" }, label),
+              before ? el("td", { class: "num" }, format(b)) : null,
+              el("td", { class: cls, "data-kpi": path }, format(a)));
+  });
+  const caption = el("caption", { class: "muted" },
+    `${summary.status || ""} · objective ${fmt(summary.objective, 4)} · gap ${pct(summary.gap)}`);
+  return el("table", { class: "data kpi" }, caption, el("thead", {}, head),
+            el("tbody", {}, ...rows));
+}
+
+function showMoves(assignments) {
+  const moved = assignments.filter((a) => a.moved === true || a.moved === "True");
+  $("moves-count").textContent = moved.length > MOVES_SHOWN ?
+    `(${moved.length}, first ${MOVES_SHOWN} shown)` : `(${moved.length})`;
+  if (!moved.length) {
+    $("moves").replaceChildren(el("p", { class: "muted" }, "No account changes rep."));
+    return;
+  }
+  const rows = moved.slice(0, MOVES_SHOWN).map((a) => el("tr", {},
+    el("td", {}, a.account_id), el("td", {}, a.name ?? ""), el("td", {}, a.segment ?? ""),
+    el("td", {}, a.previous_rep ?? "—"), el("td", {}, a.rep_id ?? a.territory_id ?? "—")));
+  $("moves").replaceChildren(el("table", { class: "data moves" },
+    el("thead", {}, el("tr", {}, el("th", {}, "Account"), el("th", {}, "Name"),
+                       el("th", {}, "Segment"), el("th", {}, "From"), el("th", {}, "To"))),
+    el("tbody", {}, ...rows)));
+}
+
+function showCompare() {
+  const cards = state.finished.map(({ job, summary }, i) => el("div", { class: "compare-item" },
+    el("h3", {}, `${i === state.finished.length - 1 ? "Latest" : "Previous"}: ${jobTitle(job)}`),
+    kpiTable(summary)));
+  $("compare").replaceChildren(...cards);
+}
+
+// ---------- downloads (the Bearer header rules out plain links: fetch, then a Blob URL) ----------
+
+async function download(event) {
+  const format = event.currentTarget.dataset.format;
+  const jobId = state.finished.length ? state.finished[state.finished.length - 1].job.id : null;
+  if (!jobId) return;
+  const status = $("download-status");
+  status.textContent = `Downloading ${format}…`;
+  try {
+    const response = await api(`/v1/jobs/${jobId}/result.${format}`);
+    const blob = await response.blob();
+    const disposition = response.headers.get("Content-Disposition") || "";
+    const match = /filename="([^"]+)"/.exec(disposition);
+    const name = match ? match[1] : `${jobId}-result.${format}`;
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { href: url, download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    status.textContent = `Downloaded ${name} (${blob.size.toLocaleString("en-US")} bytes)`;
+    status.dataset.bytes = String(blob.size);
+    status.dataset.name = name;
+  } catch (error) {
+    status.textContent = "";
+    showProblem(error, `Download of ${format}`);
+  }
+}
+
+// ---------- wiring ----------
+
+function init() {
+  $("key-form").addEventListener("submit", saveKey);
+  $("forget-key").addEventListener("click", forgetKey);
+  $("bundled-form").addEventListener("submit", importBundled);
+  $("existing-form").addEventListener("submit", useExisting);
+  $("upload-form").addEventListener("submit", uploadDataset);
+  $("scenario-form").addEventListener("submit", runScenario);
+  $("cancel").addEventListener("click", cancelJob);
+  $("mode").addEventListener("change", () => {
+    const design = $("mode").value === "design";
+    $("territories").disabled = !design;
+    $("max-share").disabled = design;  // no current alignment to limit moves from
+  });
+  for (const button of document.querySelectorAll("button.download")) {
+    button.addEventListener("click", download);
+  }
+  if (apiKey()) {
+    $("api-key").value = apiKey();
+    connect();
+  }
+}
+
+document.addEventListener("DOMContentLoaded", init);

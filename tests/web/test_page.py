@@ -1,0 +1,244 @@
+"""The planner page at `/` driven by headless Debian Chromium against a real server (the
+service tests' harness: `territory serve` on a free port, SQLite in a temp folder).
+
+Locally the tests skip when chromium/chromedriver or selenium are missing; with CI set they
+fail instead, so a broken CI image cannot pass silently. Screenshots go to
+tests/web/artifacts/ (ignored by git)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import local_env
+from tests.api.harness import ApiServer, make_key, wait_for
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# Generous: the solve takes about a second, but a loaded CI machine may be slow to start jobs.
+JOB_TIMEOUT = 180
+
+
+def _missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install 'selenium>=4.20')"
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists() and shutil.which(path.name) is None:
+            return f"{path} is missing (apt-get install chromium chromium-driver)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, str]]:
+    folder = tmp_path_factory.mktemp("web-service")
+    url = f"sqlite:///{folder / 'territory.db'}"
+    key = make_key(url, "web")
+    api = ApiServer(local_env(url), folder)
+    api.start()
+    try:
+        yield api, key
+    finally:
+        api.stop()
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where Chromium saves what the page downloads."""
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterator[Any]:
+    reason = _missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run in CI: {reason}")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                 "--window-size=1400,2000"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    # An explicit driver path: Selenium Manager then has nothing to download.
+    service = Service(executable_path=str(CHROMEDRIVER if CHROMEDRIVER.exists()
+                                          else shutil.which("chromedriver")))
+    browser = webdriver.Chrome(options=options, service=service)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def _open(driver: Any, server: tuple[ApiServer, str]) -> None:
+    """Load the page and enter the key (kept in localStorage, so clear it first)."""
+    from selenium.webdriver.common.by import By
+
+    api, key = server
+    driver.get(api.url + "/")
+    driver.execute_script("localStorage.clear()")
+    driver.get(api.url + "/")
+    driver.find_element(By.ID, "api-key").send_keys(key)
+    driver.find_element(By.ID, "save-key").click()
+    wait_for(lambda: "saved" in driver.find_element(By.ID, "key-status").text,
+             timeout=30, what="the key to be accepted")
+
+
+def _text(driver: Any, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    text: str = driver.find_element(By.ID, element_id).text
+    return text
+
+
+def _screenshot(driver: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def _report(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Shown even without -s: the artifact's path is the point of saving it.
+    with capsys.disabled():
+        print(f"\nscreenshot: {path}")  # noqa: T201
+
+
+def test_import_run_map_kpis_download(driver: Any, server: tuple[ApiServer, str],
+                                      downloads: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _open(driver, server)
+    Select(driver.find_element(By.ID, "bundled-select")).select_by_value("us-regional")
+    driver.find_element(By.ID, "import-bundled").click()
+    wait_for(lambda: "372 accounts" in _text(driver, "dataset-info"), timeout=60,
+             what="the bundled dataset to be imported")
+
+    label = driver.find_element(By.ID, "label")
+    label.clear()
+    label.send_keys("regional ±10 %")
+    driver.find_element(By.ID, "run").click()
+
+    paths = "#map .leaflet-overlay-pane svg path"
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, paths)) == 6,
+             timeout=JOB_TIMEOUT, what="6 territory polygons on the map")
+    assert "succeeded" in _text(driver, "p-state")
+    travel = driver.find_element(By.CSS_SELECTOR, "#kpis td[data-kpi='travel.total']").text
+    assert travel not in ("", "—")
+    within = driver.find_element(
+        By.CSS_SELECTOR, "#kpis td[data-kpi='balance.workload.share_within_tolerance']").text
+    assert within == "100.0 %"  # the hard ±10 % band holds for every rep
+    assert driver.find_elements(By.CSS_SELECTOR, "#moves table.moves tbody tr")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")) == 1
+
+    # A second scenario: the comparison shows both.
+    driver.find_element(By.ID, "max-share").send_keys("10")
+    label.clear()
+    label.send_keys("≤ 10 % moves")
+    driver.find_element(By.ID, "run").click()
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")) == 2,
+             timeout=JOB_TIMEOUT, what="two scenarios side by side")
+    moved = driver.find_element(
+        By.CSS_SELECTOR, "#kpis td[data-kpi='disruption.accounts_moved_share']").text
+    assert float(moved.removesuffix(" %")) <= 10.0
+
+    # Downloads go through fetch (Bearer) and a Blob URL; the page reports the bytes.
+    driver.find_element(By.CSS_SELECTOR, "button.download[data-format='csv']").click()
+    status = wait_for(lambda: driver.find_element(By.ID, "download-status")
+                      .get_attribute("data-bytes"), timeout=60, what="the CSV download")
+    assert int(status) > 1000
+    name = driver.find_element(By.ID, "download-status").get_attribute("data-name")
+    saved = downloads / name
+    wait_for(lambda: saved.exists() and saved.stat().st_size == int(status), timeout=30,
+             what=f"{saved} to be written")
+    assert saved.read_text().startswith("account_id,")
+
+    driver.execute_script("document.getElementById('map').scrollIntoView()")
+    _report(_screenshot(driver, "planner-result"), capsys)
+
+
+def test_bad_upload_lists_the_issues(driver: Any, server: tuple[ApiServer, str],
+                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from selenium.webdriver.common.by import By
+
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account_id,lat,lon,workload\nA1,33.7,-84.4,10\nA2,north,-84.0,-5\n")
+    reps = tmp_path / "reps.csv"
+    reps.write_text("rep_id,lat,lon\nR1,33.7,-84.4\n")
+    _open(driver, server)
+    driver.find_element(By.ID, "accounts-file").send_keys(str(accounts))
+    driver.find_element(By.ID, "reps-file").send_keys(str(reps))
+    driver.find_element(By.ID, "upload-dataset").click()
+
+    rows = "#message table.issues tbody tr"
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, rows), timeout=60,
+             what="the upload's issues")
+    message = _text(driver, "message")
+    assert "Upload rejected" in message
+    cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")]
+             for row in driver.find_elements(By.CSS_SELECTOR, rows)]
+    assert any(c[0] == "reps" and c[2] == "capacity" for c in cells), cells
+    assert any(c[0] == "accounts" and c[2] == "lat" for c in cells), cells
+    assert _text(driver, "dataset-info") == "none"
+    _report(_screenshot(driver, "planner-bad-upload"), capsys)
+
+
+def test_an_infeasible_scenario_says_why(driver: Any, server: tuple[ApiServer, str],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(driver, server)
+    driver.find_element(By.ID, "import-bundled").click()
+    wait_for(lambda: "372 accounts" in _text(driver, "dataset-info"), timeout=60,
+             what="the bundled dataset to be imported")
+    tolerance = driver.find_element(By.ID, "tolerance")
+    tolerance.clear()
+    tolerance.send_keys("0")
+    driver.find_element(By.ID, "run").click()
+    wait_for(lambda: "infeasible" in _text(driver, "message"), timeout=JOB_TIMEOUT,
+             what="the infeasibility message")
+    assert driver.find_elements(By.CSS_SELECTOR, "#message ul.reasons li")
+    assert "failed" in _text(driver, "p-state")
+    _report(_screenshot(driver, "planner-infeasible"), capsys)
+
+
+def test_design_mode_draws_the_requested_territories(driver: Any,
+                                                     server: tuple[ApiServer, str]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _open(driver, server)
+    driver.find_element(By.ID, "import-bundled").click()
+    wait_for(lambda: "372 accounts" in _text(driver, "dataset-info"), timeout=60,
+             what="the bundled dataset to be imported")
+    Select(driver.find_element(By.ID, "mode")).select_by_value("design")
+    territories = driver.find_element(By.ID, "territories")
+    assert territories.is_enabled()
+    territories.clear()
+    territories.send_keys("4")
+    driver.find_element(By.ID, "run").click()
+    paths = "#map .leaflet-overlay-pane svg path"
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, paths)) == 4,
+             timeout=JOB_TIMEOUT, what="4 designed territories on the map")
+    # A greenfield design has no "before": the table shows the plan's figures alone.
+    headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#kpis thead th")]
+    assert headers == ["Figure", "After"]
