@@ -46,6 +46,8 @@ from optimizer.io import (
     write_tables,
 )
 from optimizer.outputs import OutputWarning, write_geo_outputs
+from optimizer.quota import TopDownSettings, fair_quotas
+from optimizer.quota import top_down as deploy_top_down
 from optimizer.solve import Progress
 from optimizer.validate import validate_reps
 
@@ -323,6 +325,69 @@ def capacity(
                   f"{result.total_revenue:,.0f}, hires "
                   + ", ".join(f"{r} {int(h.sum())}" for r, h in result.hires.items()))
     console.print(f"Outputs written to {out}/")
+
+
+@app.command()
+def quota(
+    assignments: Annotated[Path, typer.Option(
+        help="A run's output folder (its territories.csv) or a territories CSV with "
+             "territory_id, potential and optionally history, rep_id, start_month.")],
+    goal: Annotated[float, typer.Option(help="The company goal to deploy.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    method: Annotated[str, typer.Option(help="top-down | fair")] = "top-down",
+    potential_weight: Annotated[float, typer.Option(
+        help="Weight of the potential share (history gets the rest).")] = 0.5,
+    over_assignment: Annotated[float, typer.Option(help="e.g. 1.1 deploys 110 % of the goal.")]
+    = 1.0,
+    unit: Annotated[float, typer.Option(help="Round quotas to this currency unit.")] = 1.0,
+    band: Annotated[float, typer.Option(
+        help="fair: quota/potential within ± this share of the company ratio.")] = 0.1,
+) -> None:
+    """Deploy a company goal to territories; quotas.csv explains every number."""
+    try:
+        source = assignments / "territories.csv" if assignments.is_dir() else assignments
+        table = read_table(source)
+        missing = [c for c in ("territory_id", "potential") if c not in table.columns]
+        if missing:
+            raise InputError([Issue(source.name, None, c, "required column is missing")
+                              for c in missing])
+        for column in ("potential", "history", "start_month"):
+            if column in table.columns:
+                table[column] = pd.to_numeric(table[column], errors="coerce")
+        notes = []
+        if "history" not in table.columns:
+            table["history"] = table["potential"]
+            notes.append("no history column: shares come from potential alone")
+        if method == "top-down":
+            settings = TopDownSettings(potential_weight=potential_weight,
+                                       over_assignment=over_assignment, unit=unit)
+            quotas = deploy_top_down(table, goal, settings)
+        elif method == "fair":
+            quotas = fair_quotas(table, goal, band=(1 - band, 1 + band),
+                                 over_assignment=over_assignment, unit=unit)
+        else:
+            raise InputError([Issue("command line", None, "--method",
+                                    f"unknown method {method!r} (top-down or fair; bottom-up "
+                                    "and derived quotas are in optimizer.quota)")])
+    except ValueError as exc:  # settings out of range
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_INPUT) from exc
+    except InputError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_INPUT) from exc
+    except InfeasibleScenarioError as exc:
+        _fail(out, "infeasible", "the quotas cannot meet the goal within the band", exc.reasons)
+        err_console.print(f"[red]infeasible:[/] {exc}")
+        raise typer.Exit(EXIT_INFEASIBLE) from exc
+    summary = {"status": "optimal", "method": method, "goal": goal,
+               "deployed": float(quotas["quota"].sum()), "territories": len(quotas),
+               "warnings": notes}
+    write_tables(out, summary, {"quotas": quotas})
+    console.print(quotas.to_string(index=False, max_rows=30))
+    for note in notes:
+        console.print(f"[yellow]warning:[/] {note}")
+    console.print(f"Deployed {quotas['quota'].sum():,.0f} over {len(quotas)} territories; "
+                  f"outputs written to {out}/")
 
 
 @app.command()
