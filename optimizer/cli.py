@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -167,23 +168,17 @@ def _write_outputs(out: Path, run: _Run) -> None:
                                 "territories": geo.territories})
 
 
-def _execute(out: Path, quiet: bool, title: str,
-             run: Callable[[Callable[[Progress], None] | None], _Run]) -> None:
-    """Run a model with progress on the terminal, write its outputs, and map every
-    optimizer error to its exit code (the only place that does)."""
+@contextmanager
+def _exit_codes(out: Path, infeasible: str = "the scenario is infeasible") -> Iterator[None]:
+    """Map every optimizer error to its exit code and a summary.json that says why (the only
+    place that does): bad input 2, infeasible 3, cancelled 4, solver error 1."""
     try:
-        if quiet:
-            done = run(None)
-        else:
-            with Live(console=console, refresh_per_second=4, transient=True) as live:
-                done = run(lambda p: live.update(_progress_line(p)))
-        _write_outputs(out, done)
-        _print_result(done.result, out, title)
+        yield
     except InputError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_INPUT) from exc
     except InfeasibleScenarioError as exc:
-        _fail(out, "infeasible", "the scenario is infeasible", exc.reasons)
+        _fail(out, "infeasible", infeasible, exc.reasons)
         err_console.print(f"[red]infeasible:[/] {exc}")
         raise typer.Exit(EXIT_INFEASIBLE) from exc
     except SolveCancelledError as exc:
@@ -193,6 +188,19 @@ def _execute(out: Path, quiet: bool, title: str,
         _fail(out, "error", str(exc))
         err_console.print(f"[red]solver error:[/] {exc}")
         raise typer.Exit(EXIT_SOLVER) from exc
+
+
+def _execute(out: Path, quiet: bool, title: str,
+             run: Callable[[Callable[[Progress], None] | None], _Run]) -> None:
+    """Run a model with progress on the terminal and write its outputs."""
+    with _exit_codes(out):
+        if quiet:
+            done = run(None)
+        else:
+            with Live(console=console, refresh_per_second=4, transient=True) as live:
+                done = run(lambda p: live.update(_progress_line(p)))
+        _write_outputs(out, done)
+        _print_result(done.result, out, title)
 
 
 @app.command()
@@ -287,7 +295,7 @@ def capacity(
         help="First month of the plan (YYYY-MM-DD), for reps' start dates.")] = None,
 ) -> None:
     """Plan hiring month by month: headcount, ramp, attrition, cost and revenue vs. goal."""
-    try:
+    with _exit_codes(out, "the hiring goal cannot be met"):
         body = read_mapping(plan)
         first = date.fromisoformat(start) if start else date.today().replace(day=1)
         if reps is not None:
@@ -301,17 +309,6 @@ def capacity(
                              for role in body.get("roles", [])]
         inp = model_from_mapping(HiringPlanInput, body, plan.name)
         result = solve_hiring(inp)
-    except InputError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_INPUT) from exc
-    except InfeasibleScenarioError as exc:
-        _fail(out, "infeasible", "the hiring goal cannot be met", exc.reasons)
-        err_console.print(f"[red]infeasible:[/] {exc}")
-        raise typer.Exit(EXIT_INFEASIBLE) from exc
-    except (SolverError, OptimizerError) as exc:
-        _fail(out, "error", str(exc))
-        err_console.print(f"[red]solver error:[/] {exc}")
-        raise typer.Exit(EXIT_SOLVER) from exc
     summary = {"status": result.status.value, "objective": result.objective,
                "bound": result.bound, "gap": result.gap, "seconds": round(result.seconds, 3),
                "termination": result.termination.value, "total_cost": result.total_cost,
@@ -344,7 +341,7 @@ def quota(
         help="fair: quota/potential within ± this share of the company ratio.")] = 0.1,
 ) -> None:
     """Deploy a company goal to territories; quotas.csv explains every number."""
-    try:
+    with _exit_codes(out, "the quotas cannot meet the goal within the band"):
         source = assignments / "territories.csv" if assignments.is_dir() else assignments
         table = read_table(source)
         missing = [c for c in ("territory_id", "potential") if c not in table.columns]
@@ -359,8 +356,11 @@ def quota(
             table["history"] = table["potential"]
             notes.append("no history column: shares come from potential alone")
         if method == "top-down":
-            settings = TopDownSettings(potential_weight=potential_weight,
-                                       over_assignment=over_assignment, unit=unit)
+            try:
+                settings = TopDownSettings(potential_weight=potential_weight,
+                                           over_assignment=over_assignment, unit=unit)
+            except ValueError as exc:
+                raise InputError([Issue("command line", None, None, str(exc))]) from exc
             quotas = deploy_top_down(table, goal, settings)
         elif method == "fair":
             quotas = fair_quotas(table, goal, band=(1 - band, 1 + band),
@@ -369,16 +369,6 @@ def quota(
             raise InputError([Issue("command line", None, "--method",
                                     f"unknown method {method!r} (top-down or fair; bottom-up "
                                     "and derived quotas are in optimizer.quota)")])
-    except ValueError as exc:  # settings out of range
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_INPUT) from exc
-    except InputError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_INPUT) from exc
-    except InfeasibleScenarioError as exc:
-        _fail(out, "infeasible", "the quotas cannot meet the goal within the band", exc.reasons)
-        err_console.print(f"[red]infeasible:[/] {exc}")
-        raise typer.Exit(EXIT_INFEASIBLE) from exc
     summary = {"status": "optimal", "method": method, "goal": goal,
                "deployed": float(quotas["quota"].sum()), "territories": len(quotas),
                "warnings": notes}
