@@ -273,9 +273,8 @@ class _Clock:
         if phase == "mip" and now - last_time < 0.5 and same:
             return  # HiGHS calls back very often; pass on changes and a heartbeat
         self._last = (now, incumbent, bound)
-        if True:
-            self.on_progress(Progress(phase, self.elapsed, incumbent, bound,
-                                      relative_gap(incumbent, bound), message))
+        self.on_progress(Progress(phase, now, incumbent, bound, relative_gap(incumbent, bound),
+                                  message))
 
 
 def _timed_build(clock: _Clock, *args: Any, **kwargs: Any) -> pyo.ConcreteModel:
@@ -377,11 +376,6 @@ def _explain_infeasible(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock,
     return ["the balance bands, locks and limits cannot all hold at once"]
 
 
-def _measure_name(scenario: Scenario) -> str:
-    return {"accounts": "accounts", "workload": "workload", "potential": "potential"}[
-        scenario.disruption.measure.value]
-
-
 def _window_for(sorted_positive: np.ndarray, extra_pairs: int) -> float:
     """The reduced-cost threshold that lets about `extra_pairs` non-zero pairs in."""
     if len(sorted_positive) == 0:
@@ -393,7 +387,7 @@ def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock
                           gap: float, threads: int | None, should_stop: StopCheck | None,
                           incumbent: np.ndarray | None, to_normal: float,
                           z_lp: float, stop_at: float,
-                          give_up_above: float | None) -> tuple[Any, Pairs]:
+                          give_up_above: float | None, covering: bool) -> tuple[Any, Pairs]:
     pairs = Pairs.from_mask(mask)
     model = _timed_build(clock, s, pairs)
     start: dict[str, dict[object, float]] | None = None
@@ -405,7 +399,10 @@ def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock
         start = {"x": {int(i): 1.0 for i in chosen_pairs}}
 
     def progress(inc: float | None, bnd: float | None) -> None:
-        shown = None if bnd is None else max(bnd, z_lp) * to_normal
+        # The restricted MIP's bound holds for the full problem only once the window covers
+        # every pair that could beat the incumbent; until then the LP bound is the bound.
+        shown = max(bnd, z_lp) if covering and bnd is not None else z_lp
+        shown *= to_normal
         clock.tell("mip", None if inc is None else inc * to_normal, shown)
 
     sol = run_highs(model, HighsOptions(time_limit=max(clock.left, 0.5), mip_gap=gap,
@@ -447,7 +444,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         # Not even the relaxation meets the hard rules at the elastic price: find out why
         # (and make sure it is the data, not the price).
         reasons = _explain_infeasible(p, s, mask, clock, settings.threads, should_stop,
-                                      _measure_name(scenario))
+                                      scenario.disruption.measure.value)
         raise InfeasibleScenarioError(reasons)
     lp_bound = z_lp
     clock.tell("lp", bound=lp_bound * to_normal,
@@ -476,7 +473,8 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         sol, pairs = _solve_restricted_mip(
             p, s, mipmask, clock, target / 2, settings.threads, should_stop, best_unit,
             to_normal, z_lp, stop_at=stop_at,
-            give_up_above=None if covering or last_pairs == int(p.allowed.sum()) else stop_at)
+            give_up_above=None if covering or last_pairs == int(p.allowed.sum()) else stop_at,
+            covering=covering)
         complete = last_pairs == int(p.allowed.sum())
         if sol.has_solution and sol.objective is not None and sol.objective < z_inc - 1e-12:
             chosen = sol.values["x"] > 0.5
