@@ -87,6 +87,15 @@ def _fmt(v: Any, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+def _ratio_line(r: dict[str, Any]) -> str:
+    if r["peer"]["objective"] is None:
+        return ("The peer found no plan within its time limit, so there is no time ratio: our "
+                "time is a proven gap, its time is the limit.")
+    return (f"Peer time / our time: **{_fmt(r['ratio_seconds_peer_over_ours'], '.1f')}×** (the "
+            "peer stops at its time limit or at its own gap, measured against its restricted "
+            "problem; the gap above is recomputed against the full LP bound).")
+
+
 def render(r: dict[str, Any]) -> str:
     o, p = r["ours"], r["peer"]
     before, after = o["kpis"]["before"], o["kpis"]["after"]
@@ -114,9 +123,7 @@ def render(r: dict[str, Any]) -> str:
         f"{_fmt(p['gap'], '.3%')} |",
         f"| peak RSS, MB | {_fmt(o['peak_rss_mb'], ',.0f')} | {_fmt(p['peak_rss_mb'], ',.0f')} |",
         "",
-        f"Peer time / our time: **{_fmt(r['ratio_seconds_peer_over_ours'], '.1f')}×** "
-        "(the peer stops at its time limit or its own gap, which is measured against its "
-        "restricted problem; the gap above is recomputed against the full LP bound).",
+        _ratio_line(r),
         "",
         f"Pairs: {pairs['pairs_allowed']:,} allowed and priced; {pairs['pairs_in_lp']:,} in the "
         f"final LP ({pairs['pairs_priced_in']:,} priced in by duals); {pairs['pairs_in_mip']:,} "

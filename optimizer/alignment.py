@@ -305,7 +305,8 @@ def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: i
               should_stop: StopCheck | None, elastic: float,
               ) -> tuple[float, np.ndarray, dict[str, np.ndarray], np.ndarray, int]:
     """Column generation: LP over `mask`, price all allowed pairs, add the negative ones,
-    repeat. Returns (LP value, reduced costs, LP values, final mask, rounds)."""
+    repeat. Returns (LP value, reduced costs, values of the elastic variables, final mask,
+    rounds)."""
     tol = 1e-7 * max(1.0, float(np.nanmax(np.where(np.isfinite(s.cost), s.cost, 0))))
     for rounds in range(1, MAX_PRICING_ROUNDS + 1):
         pairs = Pairs.from_mask(mask)
@@ -322,9 +323,8 @@ def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: i
         clock.tell("lp", bound=None, message=f"pricing round {rounds}: LP {sol.objective:.6g}")
         negative = (red < -tol) & ~mask
         if not negative.any():
-            return sol.objective, np.maximum(red, 0.0), {
-                "x": sol.values["x"], "pairs_unit": pairs.unit, "pairs_rep": pairs.rep,
-                **{k: v for k, v in sol.values.items() if k.startswith("art")}}, mask, rounds
+            elastic_values = {k: v for k, v in sol.values.items() if k.startswith("art")}
+            return sol.objective, np.maximum(red, 0.0), elastic_values, mask, rounds
         # Add up to 3 of each unit's most negative pairs.
         cand = np.where(negative, red, np.inf)
         k = min(3, p.n_reps)

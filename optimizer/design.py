@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -44,8 +45,8 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from optimizer import blocks
-from optimizer.distance import haversine_km
-from optimizer.domain import DesignData, DistanceMetric, Scenario
+from optimizer.distance import distance_matrix
+from optimizer.domain import DesignData, Scenario
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError
 from optimizer.kpi import Book, alignment_kpis, territory_table
 from optimizer.problem import METRICS, assignment_units, fmt
@@ -92,7 +93,7 @@ class DesignProblem:
     def n_candidates(self) -> int:
         return len(self.candidate_ids)
 
-    @property
+    @cached_property  # used throughout the solve; computed once
     def allowed(self) -> np.ndarray:
         return np.isfinite(self.travel)
 
@@ -136,23 +137,9 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
     if n_terr > len(cand):
         raise InfeasibleScenarioError([f"{n_terr} territories need at least as many candidate "
                                        f"centres, but there are {len(cand)}"])
-    n = len(acc)
-    if scenario.metric is DistanceMetric.haversine:
-        d = haversine_km(acc["lat"].to_numpy()[:, None], acc["lon"].to_numpy()[:, None],
-                         acc["lat"].to_numpy()[cand][None, :], acc["lon"].to_numpy()[cand][None, :])
-        d *= scenario.circuity
-    elif scenario.metric is DistanceMetric.euclidean:
-        d = np.hypot(acc["x"].to_numpy()[:, None] - acc["x"].to_numpy()[cand][None, :],
-                     acc["y"].to_numpy()[:, None] - acc["y"].to_numpy()[cand][None, :])
-        d *= scenario.circuity
-    else:
-        d = np.full((n, len(cand)), np.nan)
-    if data.distances is not None and len(data.distances):
-        row = pd.Index(acc["account_id"]).get_indexer(data.distances["from_id"])
-        cand_ids = acc["account_id"].to_numpy()[cand]
-        col = pd.Index(cand_ids).get_indexer(data.distances["to_id"])
-        keep = (row >= 0) & (col >= 0)
-        d[row[keep], col[keep]] = data.distances["distance"].to_numpy()[keep]
+    # Candidate centres are accounts in the role the reps play in a realignment.
+    centres = acc.iloc[cand].rename(columns={"account_id": "rep_id"}).reset_index(drop=True)
+    d = distance_matrix(acc, centres, scenario.metric, scenario.circuity, data.distances)
 
     # Units: hierarchies move whole (same rule as realignment).
     units = assignment_units(acc, scenario.keep_hierarchies)

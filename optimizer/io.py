@@ -139,12 +139,14 @@ def read_design(accounts: str | Path, scenario: Scenario,
     return validate_design(acc, dist, scenario.metric, sources=names)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
+def json_safe(value: Any) -> Any:
+    """JSON-safe: NaN/inf/NA become null, numpy scalars Python numbers, tuples lists."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
+    if value is pd.NA or value is pd.NaT:
+        return None
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -153,7 +155,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n",
+    path.write_text(json.dumps(json_safe(data), indent=2, ensure_ascii=False) + "\n",
                     encoding="utf-8")
 
 

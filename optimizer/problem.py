@@ -8,6 +8,7 @@ lower/upper bounds per rep and metric. Everything here is plain numpy: no solver
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,7 @@ class Problem:
     def n_reps(self) -> int:
         return len(self.rep_ids)
 
-    @property
+    @cached_property  # used throughout the solve; computed once
     def allowed(self) -> np.ndarray:
         return np.isfinite(self.cost)
 

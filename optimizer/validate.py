@@ -174,8 +174,9 @@ def _hierarchy_issues(accounts: pd.DataFrame, source: str) -> list[Issue]:
     return check.issues
 
 
-def _distance_issues(distances: pd.DataFrame, accounts: pd.DataFrame, reps: pd.DataFrame,
-                     source: str) -> tuple[pd.DataFrame, list[Issue]]:
+def _distance_issues(distances: pd.DataFrame, accounts: pd.DataFrame, targets: pd.Series,
+                     source: str, target: str) -> tuple[pd.DataFrame, list[Issue]]:
+    """from_id must be an account; to_id one of `targets` (reps, or candidate centres)."""
     check = _Checker(source)
     out = pd.DataFrame(index=distances.index)
     ok = all(check.require(distances, c) for c in ("from_id", "to_id", "distance"))
@@ -185,10 +186,10 @@ def _distance_issues(distances: pd.DataFrame, accounts: pd.DataFrame, reps: pd.D
     out["to_id"] = _text(distances["to_id"])
     out["distance"] = check.number(distances, "distance", low=0)
     accounts_known = set(accounts["account_id"].dropna())
-    reps_known = set(reps["rep_id"].dropna())
     check.rows(~out["from_id"].isin(accounts_known).to_numpy(), "from_id", "unknown account",
                out["from_id"])
-    check.rows(~out["to_id"].isin(reps_known).to_numpy(), "to_id", "unknown rep", out["to_id"])
+    check.rows(~out["to_id"].isin(set(targets.dropna())).to_numpy(), "to_id",
+               f"unknown {target}", out["to_id"])
     return out.reset_index(drop=True), check.issues
 
 
@@ -210,7 +211,7 @@ def validate_alignment(accounts: pd.DataFrame, reps: pd.DataFrame,
         issues += cross.issues
         issues += _hierarchy_issues(acc, sources[0])
         if distances is not None:
-            dist, dist_issues = _distance_issues(distances, acc, rep, sources[2])
+            dist, dist_issues = _distance_issues(distances, acc, rep["rep_id"], sources[2], "rep")
             issues += dist_issues
     if metric is DistanceMetric.matrix and distances is None:
         issues.append(Issue(sources[2], None, None, "metric 'matrix' needs a distances file"))
@@ -234,11 +235,9 @@ def validate_design(accounts: pd.DataFrame, distances: pd.DataFrame | None,
     if "account_id" in acc.columns:
         issues += _hierarchy_issues(acc, sources[0])
         if distances is not None:
-            centres = pd.DataFrame({"rep_id": acc["account_id"]})
-            dist, dist_issues = _distance_issues(distances, acc, centres, sources[1])
-            issues += [Issue(i.source, i.row, i.field, i.message.replace("unknown rep",
-                                                                         "unknown account"))
-                       for i in dist_issues]
+            dist, dist_issues = _distance_issues(distances, acc, acc["account_id"], sources[1],
+                                                 "account")
+            issues += dist_issues
     if metric is DistanceMetric.matrix and distances is None:
         issues.append(Issue(sources[1], None, None, "metric 'matrix' needs a distances file"))
     if len(acc) == 0:

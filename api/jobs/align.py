@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,26 +16,11 @@ from api.jobs.kinds import JobOutcome, SolveControls
 from optimizer.alignment import solve as solve_alignment
 from optimizer.domain import AlignmentData, DistanceMetric, Mode, Scenario
 from optimizer.errors import InputError, Issue
-from optimizer.io import scenario_from_dict
+from optimizer.io import json_safe, scenario_from_dict
 from optimizer.outputs import OutputWarning, write_geo_outputs
 from optimizer.result import PlanResult
 from optimizer.solve import Termination
 from optimizer.validate import validate_alignment
-
-
-def jsonable(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null, numpy scalars Python numbers, tuples lists."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if value is pd.NA or value is pd.NaT:
-        return None
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -63,7 +47,7 @@ def plan_result(result: PlanResult, accounts: pd.DataFrame,
     summary["kpis"] = geo.kpis
     summary["warnings"] = [*summary["warnings"],
                            *(str(w.message) for w in caught if w.category is OutputWarning)]
-    return {"summary": jsonable(summary), "assignments": records(result.assignments),
+    return {"summary": json_safe(summary), "assignments": records(result.assignments),
             "territories": records(geo.territories), "files": files}
 
 
