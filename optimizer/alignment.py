@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from optimizer import blocks
+from optimizer import blocks, contiguity
 from optimizer.domain import AlignmentData, Scenario
 from optimizer.errors import InfeasibleScenarioError, SolveCancelledError, SolverError
 from optimizer.kpi import alignment_kpis, territory_table
@@ -387,7 +387,8 @@ def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock
                           gap: float, threads: int | None, should_stop: StopCheck | None,
                           incumbent: np.ndarray | None, to_normal: float,
                           z_lp: float, stop_at: float,
-                          give_up_above: float | None, covering: bool) -> tuple[Any, Pairs]:
+                          give_up_above: float | None, covering: bool,
+                          contig: contiguity.Contiguity | None = None) -> tuple[Any, Pairs]:
     pairs = Pairs.from_mask(mask)
     model = _timed_build(clock, s, pairs)
     start: dict[str, dict[object, float]] | None = None
@@ -405,8 +406,11 @@ def _solve_restricted_mip(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock
         shown *= to_normal
         clock.tell("mip", None if inc is None else inc * to_normal, shown)
 
-    sol = run_highs(model, HighsOptions(time_limit=max(clock.left, 0.5), mip_gap=gap,
-                                        threads=threads),
+    # With contiguity (exact), cut rounds until the plan is in one piece per territory.
+    mip = run_highs if contig is None or not contig.exact else contig.runner(
+        pairs.unit, pairs.rep, complete=int(mask.sum()) == int(p.allowed.sum()))
+    sol = mip(model, HighsOptions(time_limit=max(clock.left, 0.5), mip_gap=gap,
+                                  threads=threads),
                     on_progress=progress, should_stop=should_stop, start=start,
                     stop_at_objective=stop_at, stop_if_bound_above=give_up_above)
     clock.solve += sol.seconds_solve + sol.seconds_compile
@@ -425,6 +429,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     clock.tell("prepare", message="checking the scenario")
     p = prepare(data, scenario)
     s = Scaled.of(p)
+    contig = contiguity.for_alignment(data, scenario, p, s)  # None unless contiguity: true
     to_normal = 1.0 / s.obj_scale
     warnings: list[str] = []
     for metric in METRICS:
@@ -474,7 +479,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
             p, s, mipmask, clock, target / 2, settings.threads, should_stop, best_unit,
             to_normal, z_lp, stop_at=stop_at,
             give_up_above=None if covering or last_pairs == int(p.allowed.sum()) else stop_at,
-            covering=covering)
+            covering=covering, contig=contig)
         complete = last_pairs == int(p.allowed.sum())
         if sol.has_solution and sol.objective is not None and sol.objective < z_inc - 1e-12:
             chosen = sol.values["x"] > 0.5
@@ -516,7 +521,12 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
             raise SolveCancelledError("cancelled before a plan was found")
         raise SolverError(f"no plan found within the time limit ({settings.time_limit:g} s)")
 
-    status = RunStatus.optimal if termination is Termination.optimal else RunStatus.feasible
+    repaired = False
+    if contig is not None and not contig.exact:  # large inputs: repair the plan's pieces
+        best_unit, repaired = contig.repair_final(best_unit)
+        z_inc = contig.plan_cost(best_unit) if repaired else z_inc
+    status = RunStatus.optimal if termination is Termination.optimal and not repaired else \
+        RunStatus.feasible
     objective = z_inc * to_normal
     report = RunReport(
         status=status, termination=termination, objective=objective, bound=bound * to_normal,
@@ -527,7 +537,9 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
                  "pairs_in_mip": last_pairs, "units": p.n_units, "lp_rounds": rounds,
                  "lagrangian_bound": lagrange_bound * to_normal})
     clock.tell("done", objective, bound * to_normal)
-    return _result(data, scenario, p, best_unit, report, warnings)
+    return contiguity.annotate(contig, _result(data, scenario, p, best_unit, report, warnings),
+                               best_unit)
+
 
 
 def _result(data: AlignmentData, scenario: Scenario, p: Problem, unit_rep: np.ndarray,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from optimizer.contiguity import UnitGraph
 
 
 class Metric(StrEnum):
@@ -119,17 +122,22 @@ class AlignmentData:
         or pandas NA).
     reps: one row per rep: rep_id, lat/lon or x/y, capacity, role, max_accounts.
     distances: optional user matrix (from_id, to_id, distance) overriding the metric.
+    units: optional adjacency graph of the accounts' units (from unit polygons), which
+        `contiguity: true` needs.
     """
 
     accounts: pd.DataFrame
     reps: pd.DataFrame
     distances: pd.DataFrame | None = None
+    units: UnitGraph | None = None
 
 
 @dataclass(frozen=True)
 class DesignData:
     """Validated inputs of a greenfield design: accounts (as for a realignment, without
-    reps) and an optional user distance matrix from accounts to candidate centres."""
+    reps), an optional user distance matrix from accounts to candidate centres and an
+    optional adjacency graph of the accounts' units (for `contiguity: true`)."""
 
     accounts: pd.DataFrame
     distances: pd.DataFrame | None = None
+    units: UnitGraph | None = None

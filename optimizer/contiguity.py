@@ -1,0 +1,1032 @@
+r"""Contiguity: every territory one connected piece of the unit adjacency graph.
+
+The graph
+---------
+Nodes are geographic units (counties, ZIPs, bricks); edges join units that share a border of
+positive length (rook adjacency, `geo.adjacency_pairs`), computed once at the edge from the
+polygons (`UnitGraph.from_polygons`). Accounts sit in units through `unit_id`; a model's
+assignment units (an account, or a whole hierarchy) sit at the nodes of their accounts. The
+node set of territory t is every node holding an account assigned to t (a unit whose accounts
+are split belongs to each of their territories), and t is contiguous when that set induces a
+connected subgraph.
+
+Units outside the largest connected piece of the graph (islands with no neighbour, groups of
+islands, units cut off by units holding no account) can never join a mainland territory in
+one piece; they are exempt and said so in a warning, so they never make a scenario
+infeasible. Accounts without a unit, or with one the polygons lack, are exempt too.
+
+Exact method (up to `EXACT_UNITS` nodes): cut-based
+---------------------------------------------------
+Solve the MIP; for each territory t find the connected components of its node set. One is
+the territory's *anchor* (the one holding its root: the centre's unit in a design, else the
+unit nearest the rep's home base, else the heaviest); every other component C is stray and
+its boundary N(C) = neighbours of C outside C separates it from the anchor. With x[u,t] = 1
+when assignment unit u goes to t, for every unit i at a node of C:
+
+    root form   (design: the centre's unit belongs to its territory; x[root,t] ≥ y[t])
+        x[i,t] ≤ Σ_{v at a node of N(C)} x[v,t]
+    anchor form (realignment: no root is imposed; a is a unit of the anchor component)
+        x[i,t] + x[a,t] − 1 ≤ Σ_{v at a node of N(C)} x[v,t]
+
+Both are valid for every contiguous plan (a path from C to the root or anchor leaves C through
+N(C)), so each round's MIP is a relaxation of the contiguous problem and its dual bound stays
+a valid lower bound (and so does the LP bound without cuts). Cuts are added and the MIP is
+solved again, starting from the last plan made contiguous by the repair below, until the
+MIP's plan is contiguous. Cuts are kept in a pool and go into every later model of the run.
+
+Repair (above `EXACT_UNITS` nodes, and to turn any plan into a contiguous start)
+-------------------------------------------------------------------------------
+Stray components, smallest first, move whole to an adjacent territory when the bands (and
+eligibility, locks, the disruption budget) still hold, choosing the move that costs least;
+when none does, a move paired with one unit handed back across the border is tried. Parts
+that cannot be fixed are reported in the warnings and in summary.json.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from optimizer.errors import InfeasibleScenarioError, InputError, Issue
+from optimizer.solve import HighsOptions, Solution, SolutionStatus, Termination, run_highs
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from optimizer.alignment import Scaled
+    from optimizer.design import DesignProblem
+    from optimizer.domain import AlignmentData, DesignData, Scenario
+    from optimizer.problem import Problem
+    from optimizer.result import PlanResult
+
+# Above this many units in play, contiguity is restored by repair instead of exact cuts.
+EXACT_UNITS = 400
+MAX_ROUNDS = 200  # cut rounds per MIP call (each adds at least one violated cut)
+ROUND_SECONDS, ROUND_SHARE = 3.0, 0.2  # a cut round's time while plans come out in pieces
+TOL = 1e-9
+POLISH_UNITS = 5_000  # local search on a start plan up to this many units in play
+
+
+@dataclass(frozen=True)
+class UnitGraph:
+    """Geographic units and their rook adjacency: `pairs` are row positions (i < j) into
+    `unit_ids` (unit_id as text)."""
+
+    unit_ids: tuple[str, ...]
+    pairs: np.ndarray
+
+    @staticmethod
+    def from_polygons(units: gpd.GeoDataFrame) -> UnitGraph:
+        """The graph of a units file read by `geo.load_units` (rook adjacency)."""
+        from optimizer.geo import adjacency_pairs  # geometry stays at the edge
+
+        return UnitGraph(tuple(units["unit_id"].astype(str)), adjacency_pairs(units))
+
+    @property
+    def n(self) -> int:
+        return len(self.unit_ids)
+
+    def matrix(self) -> sparse.csr_array:
+        rows = np.concatenate([self.pairs[:, 0], self.pairs[:, 1]]).astype(np.int64)
+        cols = np.concatenate([self.pairs[:, 1], self.pairs[:, 0]]).astype(np.int64)
+        return sparse.csr_array((np.ones(len(rows), dtype=np.int8), (rows, cols)),
+                                shape=(self.n, self.n))
+
+
+def require_units(contiguity: bool, graph: UnitGraph | None) -> None:
+    """Contiguity needs unit polygons; say so instead of ignoring the switch."""
+    if contiguity and graph is None:
+        raise InputError([Issue(
+            "scenario", None, "contiguity",
+            "contiguity: true needs unit polygons (a units file with a unit_id per polygon: "
+            "--units, or a dataset with units; and a unit_id per account); without them "
+            "territories cannot be made contiguous")])
+
+
+def unit_graph(contiguity: bool, polygons: gpd.GeoDataFrame | None) -> UnitGraph | None:
+    """The graph a model's data carry for `contiguity: true`, from unit polygons read by
+    `geo.load_units` (the one path for the CLI and the service); None when contiguity is
+    not asked (the polygons then only draw the maps). Contiguity without polygons is an
+    InputError."""
+    if not contiguity:
+        return None
+    graph = None if polygons is None else UnitGraph.from_polygons(polygons)
+    require_units(contiguity, graph)
+    return graph
+
+
+@dataclass(frozen=True)
+class Bands:
+    """What a repair move must respect: amounts per assignment unit (U, 3), bounds per
+    territory (T, 3), allowed pairs and the cost of each pair (U, T), an optional disruption
+    measure moved per pair with its budget."""
+
+    amount: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    allowed: np.ndarray
+    cost: np.ndarray
+    moved: np.ndarray | None = None
+    budget: float | None = None
+
+
+@dataclass
+class Stray:
+    """A piece of territory `territory` cut off from its anchor."""
+
+    territory: int
+    nodes: np.ndarray
+    units: np.ndarray  # assignment units of the territory at those nodes
+    boundary: np.ndarray  # nodes next to the piece, outside it
+    anchor_unit: int  # a unit of the anchor component (-1: none)
+
+
+@dataclass
+class Cut:
+    territory: int
+    lhs: tuple[int, ...]  # x[u, t] terms on the left (unit i, and the anchor unit a)
+    rhs: tuple[int, ...]  # units at the boundary nodes
+    constant: float  # -1 for the anchor form, 0 for the root form
+
+
+@dataclass
+class ContiguityReport:
+    """What the run did about contiguity (summary.json's kpis.contiguity)."""
+
+    method: str
+    rounds: int = 0
+    cuts: int = 0
+    repaired_moves: int = 0
+    exempt_units: list[str] = field(default_factory=list)
+    unfixed: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"enforced": True, "method": self.method, "cut_rounds": self.rounds,
+                "cuts": self.cuts, "repair_moves": self.repaired_moves,
+                "exempt_units": self.exempt_units[:50],
+                "exempt_unit_count": len(self.exempt_units),
+                "unfixed_parts": len(self.unfixed), "unfixed": self.unfixed[:50]}
+
+
+class Contiguity:
+    """Contiguity of one model's plans (see the module docstring).
+
+    Parameters
+    ----------
+    graph : UnitGraph
+    account_unit : per account, its unit_id (text or missing)
+    unit_of : per account, its assignment unit (the model's unit index)
+    n_units, n_territories : sizes of the model's plan vector and territory index
+    territory_names : for messages
+    bands : what a repair move must respect
+    plan_cost : a plan's objective in the model's own units (unit → territory)
+    roots : per territory, the assignment unit that must belong to it when it is used
+        (design: the centre's), or None for the anchor form
+    hints : per territory, a preferred anchor node (-1: none)
+    account_weight : per account, weight used to pick the heaviest component
+    exact_units : nodes in play up to which the exact method is used
+    """
+
+    def __init__(self, graph: UnitGraph, account_unit: pd.Series, unit_of: np.ndarray,
+                 n_units: int, n_territories: int, territory_names: list[str], bands: Bands,
+                 plan_cost: Callable[[np.ndarray], float], *,
+                 roots: np.ndarray | None = None, hints: np.ndarray | None = None,
+                 account_weight: np.ndarray | None = None,
+                 exact_units: int | None = None) -> None:
+        self.graph = graph
+        self.n_units = n_units
+        self.n_terr = n_territories
+        self.names = territory_names
+        self.bands = bands
+        self.plan_cost = plan_cost
+        self.roots = roots
+        self.warnings: list[str] = []
+        ids = account_unit.astype(object).where(account_unit.notna(), None)
+        text = pd.Index([None if v is None else str(v) for v in ids], dtype=object)
+        node_of_account = pd.Index(graph.unit_ids).get_indexer(text)
+        outside = int((node_of_account < 0).sum())
+        if outside:
+            self.warnings.append(
+                f"contiguity: {outside} account(s) have no unit_id or one the units file lacks; "
+                "they are not part of any territory's shape")
+        # Nodes in play: units holding accounts; exempt: outside the largest connected piece.
+        active = np.zeros(graph.n, dtype=bool)
+        active[node_of_account[node_of_account >= 0]] = True
+        adj = graph.matrix()
+        sub = adj[active][:, active]
+        active_idx = np.flatnonzero(active)
+        main = np.zeros(graph.n, dtype=bool)
+        if len(active_idx):
+            _, comp = connected_components(sub, directed=False)
+            sizes = np.bincount(comp)
+            main[active_idx[comp == int(np.argmax(sizes))]] = True
+        exempt = active & ~main
+        self.exempt_ids = [graph.unit_ids[i] for i in np.flatnonzero(exempt)]
+        if self.exempt_ids:
+            shown = ", ".join(self.exempt_ids[:8]) + (", ..." if len(self.exempt_ids) > 8 else "")
+            self.warnings.append(
+                f"contiguity: {len(self.exempt_ids)} unit(s) have no border with the mainland "
+                f"of the units in play (islands, or cut off by units without accounts): they "
+                f"join a territory without touching it ({shown})")
+        self.in_play = int(main.sum())
+        # The module constant is read at run time, so a caller (or a test) can lower it.
+        self.exact = self.in_play <= (EXACT_UNITS if exact_units is None else exact_units)
+        # Adjacency among nodes in play only.
+        keep = main[graph.pairs[:, 0]] & main[graph.pairs[:, 1]] if len(graph.pairs) else \
+            np.zeros(0, dtype=bool)
+        self.edges = graph.pairs[keep] if len(graph.pairs) else graph.pairs.reshape(0, 2)
+        mat = adj.multiply(main[:, None]).multiply(main[None, :])
+        self.adj = sparse.csr_array(mat)
+        # (account → node, unit) for accounts in play.
+        ok = node_of_account >= 0
+        ok[ok] = main[node_of_account[ok]]
+        self.acc_node = node_of_account[ok]
+        self.acc_unit = np.asarray(unit_of)[ok]
+        weight = np.ones(len(unit_of)) if account_weight is None else np.asarray(account_weight)
+        self.acc_weight = weight[ok]
+        pair = pd.DataFrame({"node": self.acc_node, "unit": self.acc_unit}).drop_duplicates()
+        self.pair_node = pair["node"].to_numpy()
+        self.pair_unit = pair["unit"].to_numpy()
+        # Units at each node (for cut right-hand sides), as CSR.
+        order = np.argsort(self.pair_node, kind="stable")
+        self.units_at_ptr = np.searchsorted(self.pair_node[order], np.arange(graph.n + 1))
+        self.units_at = self.pair_unit[order]
+        self.root_node = np.full(n_territories, -1)
+        if roots is not None:
+            node_of_unit = pd.Series(self.pair_node, index=self.pair_unit).groupby(level=0).first()
+            for t, u in enumerate(roots):
+                if u >= 0 and u in node_of_unit.index:
+                    self.root_node[t] = int(node_of_unit[u])
+        self.hints = np.full(n_territories, -1) if hints is None else np.asarray(hints)
+        self.pool: dict[tuple[int, tuple[int, ...], tuple[int, ...]], Cut] = {}
+        self.report = ContiguityReport("exact" if self.exact else "repair",
+                                       exempt_units=self.exempt_ids)
+
+    # -----------------------------------------------------------------------------------
+    # Components
+
+    def units_at_nodes(self, nodes: np.ndarray) -> np.ndarray:
+        parts = [self.units_at[self.units_at_ptr[v]:self.units_at_ptr[v + 1]] for v in nodes]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def strays(self, plan: np.ndarray) -> list[Stray]:
+        """Every piece of every territory that is not its anchor, for plan (unit → territory,
+        -1 unassigned)."""
+        terr = plan[self.pair_unit]
+        ok = terr >= 0
+        frame = pd.DataFrame({"node": self.pair_node[ok], "t": terr[ok]}).drop_duplicates()
+        if frame.empty:
+            return []
+        vid = pd.MultiIndex.from_frame(frame[["node", "t"]])
+        n_v = len(vid)
+        # Edges between (a, t) and (b, t) for every graph edge (a, b) inside territory t.
+        e = pd.DataFrame(self.edges, columns=["a", "b"])
+        left = e.merge(frame.rename(columns={"node": "a"}), on="a")
+        both = left.merge(frame.rename(columns={"node": "b"}), on=["b", "t"])
+        ia = vid.get_indexer(pd.MultiIndex.from_arrays([both["a"], both["t"]]))
+        ib = vid.get_indexer(pd.MultiIndex.from_arrays([both["b"], both["t"]]))
+        g = sparse.csr_array((np.ones(len(ia)), (ia, ib)), shape=(n_v, n_v))
+        _, comp = connected_components(g, directed=False)
+        nodes = frame["node"].to_numpy()
+        ts = frame["t"].to_numpy()
+        comp_t = np.zeros(comp.max() + 1, dtype=np.int64)
+        comp_t[comp] = ts
+        per_t = np.bincount(comp_t, minlength=self.n_terr)
+        # Weight of each (node, t): the workload of t's accounts at the node.
+        acc_t = plan[self.acc_unit]
+        aw = pd.DataFrame({"node": self.acc_node, "t": acc_t, "w": self.acc_weight})
+        per_vertex = aw[aw["t"] >= 0].groupby(["node", "t"])["w"].sum()
+        wv = per_vertex.reindex(vid).fillna(0.0).to_numpy()
+        comp_w = np.bincount(comp, weights=wv + 1e-9)
+        out: list[Stray] = []
+        for t in np.flatnonzero(per_t > 1):
+            comps = np.flatnonzero(comp_t == t)
+            comps = comps[np.isin(comps, comp)]
+            if len(comps) <= 1:
+                continue
+            anchor = self._anchor(int(t), comps, comp, nodes, comp_w)
+            anchor_nodes = nodes[comp == anchor]
+            anchor_units = self.units_at_nodes(anchor_nodes)
+            anchor_units = anchor_units[plan[anchor_units] == t]
+            a_unit = int(anchor_units[0]) if len(anchor_units) else -1
+            for c in comps:
+                if c == anchor:
+                    continue
+                cn = nodes[comp == c]
+                nb = np.setdiff1d(np.unique(self.adj[cn].indices), cn)
+                us = self.units_at_nodes(cn)
+                us = us[plan[us] == t]
+                out.append(Stray(int(t), cn, us, nb, a_unit))
+        return out
+
+    def _anchor(self, t: int, comps: np.ndarray, comp: np.ndarray, nodes: np.ndarray,
+                comp_w: np.ndarray) -> int:
+        for special in (self.root_node[t], self.hints[t]):
+            if special >= 0:
+                hit = comp[(nodes == special) & np.isin(comp, comps)]
+                if len(hit):
+                    return int(hit[0])
+        return int(comps[np.argmax(comp_w[comps])])
+
+    # -----------------------------------------------------------------------------------
+    # Cuts
+
+    def cuts_for(self, strays: list[Stray]) -> list[Cut]:
+        """New violated cuts separating each stray piece from its territory's anchor."""
+        new = []
+        for s in strays:
+            rhs = tuple(int(v) for v in self.units_at_nodes(s.boundary))
+            rooted = self.roots is not None and self.root_node[s.territory] >= 0
+            for i in s.units:
+                if rooted:
+                    cut = Cut(s.territory, (int(i),), rhs, 0.0)
+                elif s.anchor_unit >= 0 and s.anchor_unit != i:
+                    cut = Cut(s.territory, (int(i), s.anchor_unit), rhs, -1.0)
+                else:
+                    continue
+                key = (cut.territory, cut.lhs, cut.rhs)
+                if key not in self.pool:
+                    self.pool[key] = cut
+                    new.append(cut)
+        return new
+
+    def _add_to_model(self, model: pyo.ConcreteModel, where: dict[tuple[int, int], int],
+                      cuts: list[Cut]) -> int:
+        if not hasattr(model, "contiguity_cuts"):
+            model.contiguity_cuts = pyo.ConstraintList()
+        added = 0
+        for c in cuts:
+            lhs = [where.get((u, c.territory)) for u in c.lhs]
+            if lhs[0] is None:
+                continue  # x[i, t] is fixed at 0 in this model: the cut holds
+            if len(lhs) > 1 and lhs[1] is None:
+                continue
+            rhs = [p for p in (where.get((u, c.territory)) for u in c.rhs) if p is not None]
+            expr = sum(model.x[p] for p in lhs) + c.constant - sum(model.x[p] for p in rhs)
+            model.contiguity_cuts.add(expr <= 0)
+            added += 1
+        return added
+
+    def _add_root_links(self, model: pyo.ConcreteModel,
+                        where: dict[tuple[int, int], int]) -> None:
+        """Design: an open centre's own unit belongs to its territory (x[root,t] ≥ y[t])."""
+        if self.roots is None or not hasattr(model, "y") or hasattr(model, "contiguity_roots"):
+            return
+        model.contiguity_roots = pyo.ConstraintList()
+        for t, u in enumerate(self.roots):
+            if u < 0 or (model.y[t].fixed and pyo.value(model.y[t]) == 0):
+                continue
+            p = where.get((int(u), t))
+            if p is None:
+                model.contiguity_roots.add(model.y[t] <= 0)
+            else:
+                model.contiguity_roots.add(model.x[p] >= model.y[t])
+
+    # -----------------------------------------------------------------------------------
+    # Solving
+
+    def runner(self, pair_unit: np.ndarray, pair_terr: np.ndarray, *,
+               complete: bool = True) -> Callable[..., Solution]:
+        """A drop-in for `solve.run_highs` on a model over these pairs (variables `x`, and
+        `y` in a design) whose returned plan is contiguous: cut rounds (exact), or one solve
+        and a repair (large inputs). `complete`: the model holds every allowed pair, so an
+        infeasible model means the scenario is."""
+
+        def run(model: pyo.ConcreteModel, options: HighsOptions, **kwargs: Any) -> Solution:
+            if self.exact:
+                return self._solve_exact(model, options, pair_unit, pair_terr, complete,
+                                         **kwargs)
+            return self._solve_repair(model, options, pair_unit, pair_terr, **kwargs)
+
+        return run
+
+    def _plan(self, x: np.ndarray, pair_unit: np.ndarray, pair_terr: np.ndarray) -> np.ndarray:
+        plan = np.full(self.n_units, -1)
+        on = x > 0.5
+        plan[pair_unit[on]] = pair_terr[on]
+        return plan
+
+    def _values(self, model: pyo.ConcreteModel, plan: np.ndarray, pair_unit: np.ndarray,
+                pair_terr: np.ndarray) -> dict[str, np.ndarray] | None:
+        x = (plan[pair_unit] == pair_terr).astype(float)
+        if np.bincount(pair_unit[x > 0.5], minlength=self.n_units).min(initial=1) < 1:
+            return None  # the plan uses a pair the model does not hold
+        values = {"x": x}
+        if hasattr(model, "y"):
+            y = np.zeros(len(model.y))
+            y[np.unique(plan[plan >= 0])] = 1.0
+            values["y"] = y
+        return values
+
+    @staticmethod
+    def _start(values: dict[str, np.ndarray]) -> dict[str, dict[object, float]]:
+        return {name: {int(i): 1.0 for i in np.flatnonzero(v > 0.5)}
+                for name, v in values.items()}
+
+    def _solve_exact(self, model: pyo.ConcreteModel, options: HighsOptions,
+                     pair_unit: np.ndarray, pair_terr: np.ndarray, complete: bool,
+                     **kwargs: Any) -> Solution:
+        started = time.perf_counter()
+        limit = options.time_limit if options.time_limit is not None else float("inf")
+        where = {(int(u), int(t)): i for i, (u, t) in enumerate(zip(pair_unit, pair_terr,
+                                                                      strict=True))}
+        self._add_root_links(model, where)
+        self.report.cuts += self._add_to_model(model, where, list(self.pool.values()))
+        start = kwargs.pop("start", None)
+        best: tuple[float, np.ndarray] | None = None  # best contiguous plan (cost, plan)
+        if start and "x" in start:
+            x0 = np.zeros(len(pair_unit))
+            x0[[int(k) for k, v in start["x"].items() if v > 0.5]] = 1.0
+            plan0 = self._plan(x0, pair_unit, pair_terr)
+            if (plan0 >= 0).all() and not self.strays(plan0):
+                best = (self.plan_cost(plan0), plan0)
+        bound: float | None = None
+        compile_s = solve_s = 0.0
+        last: Solution | None = None
+        full = False  # a round may use all the time left (after a contiguous plan)
+        for _ in range(MAX_ROUNDS):
+            left = limit - (time.perf_counter() - started)
+            if left <= 0.05 and last is not None:
+                break
+            # Short rounds while plans come out in pieces: the cuts, not the search tree,
+            # are what the next round needs.
+            share = left if full else max(ROUND_SECONDS, ROUND_SHARE * left)
+            sol = run_highs(model, replace(options, time_limit=max(min(left, share), 0.05)),
+                            start=start, **kwargs)
+            last = sol
+            self.report.rounds += 1
+            compile_s += sol.seconds_compile
+            solve_s += sol.seconds_solve
+            if sol.bound is not None:
+                bound = sol.bound if bound is None else max(bound, sol.bound)
+            if not sol.has_solution:
+                if sol.termination is Termination.infeasible and self.pool and complete:
+                    raise InfeasibleScenarioError([
+                        "no plan makes every territory one connected piece of the map within "
+                        "the balance bands and limits (contiguity: true)"])
+                if sol.termination is Termination.time_limit and not full and best is None:
+                    full = True
+                    continue
+                break
+            plan = self._plan(sol.values["x"], pair_unit, pair_terr)
+            strays = self.strays(plan)
+            if not strays:
+                cost = sol.objective if sol.objective is not None else self.plan_cost(plan)
+                if best is None or cost < best[0] - TOL:
+                    best = (cost, plan)
+                cut_short = sol.termination is Termination.time_limit and \
+                    limit - (time.perf_counter() - started) > 0.5
+                if cut_short and not full:
+                    full = True  # the same model again, from this plan, with all the time
+                    values = self._values(model, best[1], pair_unit, pair_terr)
+                    start = self._start(values) if values is not None else None
+                    continue
+                if best[0] < cost - TOL:
+                    break  # an earlier repaired plan is better: return it below
+                sol.bound = bound
+                sol.seconds_compile, sol.seconds_solve = compile_s, solve_s
+                return sol
+            full = False
+            self.report.cuts += self._add_to_model(model, where, self.cuts_for(strays))
+            fixed, unfixed = self.repair(plan)
+            if not unfixed:
+                fixed = self.polish(fixed, rounds=3)
+                cost = self.plan_cost(fixed)
+                if best is None or cost < best[0] - TOL:
+                    best = (cost, fixed)
+            start = None
+            if best is not None:
+                values = self._values(model, best[1], pair_unit, pair_terr)
+                start = self._start(values) if values is not None else None
+            if sol.termination in (Termination.cancelled, Termination.bound_exceeded):
+                break
+        # Out of time (or rounds) before the MIP's own plan was contiguous.
+        assert last is not None
+        out = Solution(last.termination if last.termination is not Termination.optimal
+                       else Termination.time_limit, SolutionStatus.none, None, bound,
+                       compile_s, solve_s)
+        if best is not None:
+            values = self._values(model, best[1], pair_unit, pair_terr)
+            if values is not None:
+                out.status = SolutionStatus.feasible
+                out.objective = best[0]
+                out.values = values
+        return out
+
+    def _solve_repair(self, model: pyo.ConcreteModel, options: HighsOptions,
+                      pair_unit: np.ndarray, pair_terr: np.ndarray, **kwargs: Any) -> Solution:
+        sol = run_highs(model, options, **kwargs)
+        if not sol.has_solution:
+            return sol
+        plan = self._plan(sol.values["x"], pair_unit, pair_terr)
+        fixed, unfixed = self.repair(plan)
+        self.note_unfixed(unfixed)
+        values = self._values(model, fixed, pair_unit, pair_terr)
+        if values is None or np.array_equal(fixed, plan):
+            return sol
+        sol.values = values
+        sol.objective = self.plan_cost(fixed)
+        sol.status = SolutionStatus.feasible
+        if sol.termination is Termination.optimal:
+            sol.termination = Termination.time_limit  # not proven: the repair moved units
+        return sol
+
+    # -----------------------------------------------------------------------------------
+    # Repair
+
+    def _loads(self, plan: np.ndarray) -> np.ndarray:
+        loads = np.zeros((self.n_terr, 3))
+        ok = plan >= 0
+        np.add.at(loads, plan[ok], self.bands.amount[ok])
+        return loads
+
+    def _violation(self, load: np.ndarray, t: int) -> float:
+        lo, hi = self.bands.lo[t], self.bands.hi[t]
+        scale = np.maximum(np.where(np.isfinite(hi), hi, np.maximum(lo, 1.0)), 1e-12)
+        return float(((np.maximum(0, lo - load) + np.maximum(0, load - hi)) / scale).sum())
+
+    def repair(self, plan: np.ndarray) -> tuple[np.ndarray, list[Stray]]:
+        """Move stray pieces into adjacent territories while the bands hold (see the module
+        docstring); when some cannot move so, reattach every piece and restore the bands by
+        boundary moves that keep territories whole. Returns the plan and the pieces it could
+        not fix (the plan then keeps the bands and leaves those pieces cut off)."""
+        first, unfixed = self._reattach(plan, keep_bands=True)
+        if not unfixed:
+            return first, []
+        counted = self.report.repaired_moves
+        loose, left = self._reattach(first, keep_bands=False)
+        if not left:
+            balanced = self.rebalance(loose, improve=False)
+            if self.within_bands(balanced) and not self.strays(balanced):
+                return balanced, []
+        self.report.repaired_moves = counted  # those moves were not kept
+        return first, unfixed
+
+    def within_bands(self, plan: np.ndarray) -> bool:
+        loads = self._loads(plan)
+        return all(self._violation(loads[t], t) <= 1e-12 for t in np.unique(plan[plan >= 0]))
+
+    def _reattach(self, plan: np.ndarray, keep_bands: bool,
+                  max_rounds: int = 50) -> tuple[np.ndarray, list[Stray]]:
+        plan = plan.copy()
+        b = self.bands
+        loads = self._loads(plan)
+        moved = 0.0
+        if b.moved is not None:
+            ok = plan >= 0
+            moved = float(b.moved[np.flatnonzero(ok), plan[ok]].sum())
+        strays: list[Stray] = []
+        for _ in range(max_rounds):
+            strays = self.strays(plan)
+            if not strays:
+                return plan, []
+            progress = False
+            strays.sort(key=lambda s: (b.amount[s.units, 0].sum(), len(s.units)))
+            touched: set[int] = set()
+            for s in strays:
+                if s.territory in touched or not len(s.units):
+                    continue
+                move = self._best_move(plan, loads, moved, s, keep_bands)
+                if move is None:
+                    continue
+                target, back = move
+                units = s.units
+                a = b.amount[units].sum(axis=0)
+                if b.moved is not None:
+                    moved += float(b.moved[units, target].sum() - b.moved[units, s.territory]
+                                   .sum())
+                plan[units] = target
+                loads[s.territory] -= a
+                loads[target] += a
+                if back is not None:
+                    if b.moved is not None:
+                        moved += float(b.moved[back, s.territory] - b.moved[back, target])
+                    plan[back] = s.territory
+                    loads[target] -= b.amount[back]
+                    loads[s.territory] += b.amount[back]
+                self.report.repaired_moves += 1
+                touched.update((s.territory, target))
+                progress = True
+            if not progress:
+                break
+        return plan, self.strays(plan)
+
+    def _best_move(self, plan: np.ndarray, loads: np.ndarray, moved: float,
+                   s: Stray, keep_bands: bool = True) -> tuple[int, int | None] | None:
+        b = self.bands
+        t = s.territory
+        units = s.units
+        a = b.amount[units].sum(axis=0)
+        targets = np.unique(plan[self.units_at_nodes(s.boundary)])
+        targets = targets[(targets >= 0) & (targets != t)]
+        before_t = self._violation(loads[t], t)
+        best: tuple[float, int, int | None] | None = None
+        fallback: list[tuple[float, int]] = []
+        loose: tuple[float, float, int] | None = None
+        for t2 in targets:
+            t2 = int(t2)
+            if not b.allowed[units, t2].all():
+                continue
+            dmove = 0.0
+            if b.moved is not None:
+                dmove = float(b.moved[units, t2].sum() - b.moved[units, t].sum())
+                if b.budget is not None and moved + dmove > b.budget + 1e-9:
+                    continue
+            damage = float(b.cost[units, t2].sum() - b.cost[units, t].sum())
+            before = before_t + self._violation(loads[t2], t2)
+            after = self._violation(loads[t] - a, t) + self._violation(loads[t2] + a, t2)
+            if after <= before + 1e-12:
+                if best is None or damage < best[0]:
+                    best = (damage, t2, None)
+            else:
+                fallback.append((damage, t2))
+                if not keep_bands and (loose is None or (after - before, damage) < loose[:2]):
+                    loose = (after - before, damage, t2)
+        if best is not None:
+            return best[1], best[2]
+        if not keep_bands:
+            return None if loose is None else (loose[2], None)
+        # Paired move: the piece goes to t2 and one unit of t2 on t's border comes back.
+        for _damage, t2 in sorted(fallback):
+            back = self._hand_back(plan, loads, moved, s, t2, a)
+            if back is not None:
+                return t2, back
+        return None
+
+    def _hand_back(self, plan: np.ndarray, loads: np.ndarray, moved: float, s: Stray, t2: int,
+                   a: np.ndarray) -> int | None:
+        """A unit of t2 next to t's anchor piece that can go to t so that both bands hold and
+        t2 stays in one piece."""
+        b = self.bands
+        t = s.territory
+        t_nodes = np.unique(self.pair_node[plan[self.pair_unit] == t])
+        t_nodes = np.setdiff1d(t_nodes, s.nodes)
+        near = np.setdiff1d(np.unique(self.adj[t_nodes].indices), t_nodes) if len(t_nodes) \
+            else np.zeros(0, dtype=np.int64)
+        cands = self.units_at_nodes(near)
+        cands = cands[(plan[cands] == t2) & b.allowed[cands, t]]
+        before = self._violation(loads[t], t) + self._violation(loads[t2], t2)
+        options: list[tuple[float, int]] = []
+        for w in cands:
+            w = int(w)
+            lt = loads[t] - a + b.amount[w]
+            l2 = loads[t2] + a - b.amount[w]
+            if self._violation(lt, t) + self._violation(l2, t2) > before + 1e-12:
+                continue
+            if b.moved is not None and b.budget is not None:
+                d = float(b.moved[s.units, t2].sum() - b.moved[s.units, t].sum()
+                          + b.moved[w, t] - b.moved[w, t2])
+                if moved + d > b.budget + 1e-9:
+                    continue
+            options.append((float(b.cost[w, t] - b.cost[w, t2]), w))
+        for _, w in sorted(options):
+            trial = plan.copy()
+            trial[s.units] = t2
+            trial[w] = t
+            if not any(x.territory in (t, t2) for x in self.strays(trial)
+                       if not np.isin(x.nodes, s.nodes).all()):
+                return w
+        return None
+
+    def _pieces(self, nodes: np.ndarray) -> int:
+        if len(nodes) <= 1:
+            return len(nodes)
+        n, _ = connected_components(self.adj[nodes][:, nodes], directed=False)
+        return int(n)
+
+    def _nodes_of(self, plan: np.ndarray, t: int) -> np.ndarray:
+        return np.unique(self.pair_node[plan[self.pair_unit] == t])
+
+    def boundary_moves(self, plan: np.ndarray) -> pd.DataFrame:
+        """Every (unit, from, to) where the unit sits at a node next to a node of `to`."""
+        frame = pd.DataFrame({"node": self.pair_node, "unit": self.pair_unit,
+                              "t": plan[self.pair_unit]})
+        frame = frame[frame["t"] >= 0]
+        e = pd.DataFrame(np.vstack([self.edges, self.edges[:, ::-1]]), columns=["node", "b"])
+        m = e.merge(frame, on="node").merge(
+            frame[["node", "t"]].rename(columns={"node": "b", "t": "to"}), on="b")
+        m = m[m["t"] != m["to"]]
+        return m[["unit", "t", "to"]].drop_duplicates().rename(columns={"t": "src"})
+
+    def rebalance(self, plan: np.ndarray, max_moves: int = 2000,
+                  improve: bool = True) -> np.ndarray:
+        """Boundary moves that keep every territory in one piece: first while they reduce
+        the total band violation (most first, then least cost), then, with `improve`, while
+        they lower the cost within the bands."""
+        plan = plan.copy()
+        b = self.bands
+        loads = self._loads(plan)
+        for phase in ("balance", "cost") if improve else ("balance",):
+            for _ in range(max_moves):
+                moves = self.boundary_moves(plan)
+                if moves.empty:
+                    break
+                u = moves["unit"].to_numpy()
+                src = moves["src"].to_numpy()
+                dst = moves["to"].to_numpy()
+                ok = b.allowed[u, dst]
+                if self.roots is not None:  # a centre's own unit stays in its territory
+                    ok &= ~(self.roots[src] == u)
+                a = b.amount[u]
+                before = np.array([self._violation(loads[s], s) + self._violation(loads[d], d)
+                                   for s, d in zip(src, dst, strict=True)])
+                after = np.array([self._violation(loads[s] - x, s) +
+                                  self._violation(loads[d] + x, d)
+                                  for s, d, x in zip(src, dst, a, strict=True)])
+                dcost = b.cost[u, dst] - b.cost[u, src]
+                if phase == "balance":
+                    gain = before - after
+                    ok &= gain > 1e-12
+                    order = np.lexsort((dcost, -gain))
+                else:
+                    ok &= (after <= before + 1e-12) & (dcost < -1e-9)
+                    order = np.argsort(dcost)
+                if b.moved is not None and b.budget is not None:
+                    now = float(b.moved[np.flatnonzero(plan >= 0), plan[plan >= 0]].sum())
+                    ok &= now + b.moved[u, dst] - b.moved[u, src] <= b.budget + 1e-9
+                done = False
+                for i in order[ok[order]][:50]:
+                    trial = plan.copy()
+                    trial[u[i]] = dst[i]
+                    if self._pieces(self._nodes_of(trial, int(src[i]))) > 1 or \
+                            self._pieces(self._nodes_of(trial, int(dst[i]))) > 1:
+                        continue
+                    plan = trial
+                    loads[src[i]] -= a[i]
+                    loads[dst[i]] += a[i]
+                    self.report.repaired_moves += 1
+                    done = True
+                    break
+                if not done:
+                    break
+            if phase == "balance" and any(self._violation(loads[t], t) > 1e-12
+                                          for t in np.unique(plan[plan >= 0])):
+                break  # no feasible plan to improve
+        return plan
+
+    def note_unfixed(self, unfixed: list[Stray]) -> None:
+        """Record pieces the repair could not fix (warnings and the report)."""
+        self.report.unfixed = [
+            {"territory_id": self.names[s.territory],
+             "units": [self.graph.unit_ids[v] for v in s.nodes[:20]],
+             "unit_count": len(s.nodes)} for s in unfixed]
+
+    def finish(self, plan: np.ndarray) -> list[str]:
+        """Check the final plan; warnings for what is not contiguous (never silent)."""
+        left = self.strays(plan)
+        self.note_unfixed(left)
+        out = list(self.warnings)
+        if left:
+            pieces = "; ".join(
+                f"{u['territory_id']}: {u['unit_count']} unit(s) from {', '.join(u['units'][:3])}"
+                for u in self.report.unfixed[:5])
+            out.append(f"contiguity: {len(left)} piece(s) of territories are cut off and could "
+                       f"not be reattached within the bands ({pieces})")
+        return out
+
+    def reroot(self, plan: np.ndarray) -> np.ndarray:
+        """Design: a territory whose centre's own unit went elsewhere takes, as its centre,
+        the cheapest free candidate among its own units (the root form needs it inside)."""
+        if self.roots is None:
+            return plan
+        plan = plan.copy()
+        used = {int(t) for t in np.unique(plan[plan >= 0])}
+        heavy = self._heaviest_units(plan)
+        for t in sorted(used):
+            root = int(self.roots[t])
+            if root >= 0 and plan[root] == t and root in heavy.get(t, {root}):
+                continue
+            members = np.flatnonzero(plan == t)
+            free = [t2 for t2 in range(self.n_terr) if t2 not in used
+                    and self.roots[t2] >= 0 and int(self.roots[t2]) in heavy.get(t, set())
+                    and self.bands.allowed[members, t2].all()]
+            if not free:
+                continue
+            cost = [float(self.bands.cost[members, t2].sum()) for t2 in free]
+            new = free[int(np.argmin(cost))]
+            plan[members] = new
+            used.discard(t)
+            used.add(new)
+        return plan
+
+    def _heaviest_units(self, plan: np.ndarray) -> dict[int, set[int]]:
+        """Per territory in pieces, the units of its heaviest piece (the one to keep)."""
+        out: dict[int, set[int]] = {}
+        saved = self.root_node, self.hints
+        self.root_node = self.hints = np.full(self.n_terr, -1)  # pieces by weight alone
+        try:
+            strays = self.strays(plan)
+        finally:
+            self.root_node, self.hints = saved
+        for t in {s.territory for s in strays}:
+            away = np.concatenate([s.units for s in strays if s.territory == t])
+            members = np.flatnonzero(plan == t)
+            out[t] = {int(u) for u in np.setdiff1d(members, away)}
+        return out
+
+    def recentre(self, plan: np.ndarray) -> np.ndarray:
+        """Design: each territory's centre moved to its cheapest candidate inside it."""
+        if self.roots is None:
+            return plan
+        plan = plan.copy()
+        used = {int(t) for t in np.unique(plan[plan >= 0])}
+        for t in sorted(used):
+            members = np.flatnonzero(plan == t)
+            inside = [t2 for t2 in np.flatnonzero(np.isin(self.roots, members))
+                      if (t2 == t or t2 not in used) and self.bands.allowed[members, t2].all()]
+            if not inside:
+                continue
+            cost = [float(self.bands.cost[members, t2].sum()) for t2 in inside]
+            new = int(inside[int(np.argmin(cost))])
+            if new != t:
+                plan[members] = new
+                used.discard(t)
+                used.add(new)
+        return plan
+
+    def polish(self, plan: np.ndarray, rounds: int = 10) -> np.ndarray:
+        """Cheaper contiguous plan within the bands: boundary moves and centre moves."""
+        best = plan
+        for _ in range(rounds):
+            nxt = self.recentre(self.rebalance(best))
+            if self.plan_cost(nxt) >= self.plan_cost(best) - TOL or self.strays(nxt) or \
+                    not self.within_bands(nxt):
+                break
+            best = nxt
+        return best
+
+    def roots_ok(self, plan: np.ndarray) -> bool:
+        if self.roots is None:
+            return True
+        used = np.unique(plan[plan >= 0])
+        return bool(all(self.roots[t] >= 0 and plan[self.roots[t]] == t for t in used))
+
+    def contiguous_start(self, plan: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """A heuristic plan made contiguous (repaired, centres inside their territories), with
+        its cost; None when that fails and the exact method must not rely on it."""
+        fixed, unfixed = self.repair(self.reroot(plan))
+        fixed = self.reroot(fixed)
+        if not unfixed and not self.within_bands(fixed):
+            fixed = self.rebalance(fixed, improve=False)
+            if not self.within_bands(fixed):
+                return None
+        if unfixed or not self.roots_ok(fixed):
+            if self.exact:
+                return None
+            self.note_unfixed(unfixed)
+        elif self.in_play <= POLISH_UNITS:
+            fixed = self.polish(fixed)
+        return self.plan_cost(fixed), fixed
+
+    def repair_final(self, plan: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Large inputs: the solved plan repaired; True when the plan changed."""
+        fixed, unfixed = self.repair(plan)
+        self.note_unfixed(unfixed)
+        return fixed, not np.array_equal(fixed, plan)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two models' contiguity
+
+
+def _unit_of_accounts(accounts: pd.DataFrame) -> pd.Series:
+    if "unit_id" in accounts.columns:
+        return accounts["unit_id"]
+    return pd.Series([None] * len(accounts), index=accounts.index, dtype=object)
+
+
+def for_alignment(data: AlignmentData, scenario: Scenario, p: Problem, s: Scaled,
+                  exact_units: int | None = None) -> Contiguity | None:
+    """Contiguity of a realignment (anchor form; the anchor prefers the unit of the account
+    nearest each rep's home base), or None when the scenario does not ask for it."""
+    require_units(scenario.contiguity, data.units)
+    if not scenario.contiguity or data.units is None:
+        return None
+    graph = data.units
+    acc_unit = _unit_of_accounts(data.accounts)
+    node = pd.Index(graph.unit_ids).get_indexer(
+        pd.Index([None if pd.isna(v) else str(v) for v in acc_unit], dtype=object))
+    dist = np.where(np.isfinite(p.book.distance) & (node >= 0)[:, None], p.book.distance,
+                    np.inf)
+    hints = np.full(p.n_reps, -1)
+    if len(dist):
+        nearest = np.argmin(dist, axis=0)
+        ok = np.isfinite(dist[nearest, np.arange(p.n_reps)])
+        hints[ok] = node[nearest[ok]]
+
+    def cost(plan: np.ndarray) -> float:
+        loads = np.zeros_like(s.lo)
+        np.add.at(loads, plan, s.amount)
+        outside = np.maximum(0, s.soft_lo - loads) + np.maximum(0, loads - s.soft_hi)
+        return float(s.cost[np.arange(len(plan)), plan].sum() + (s.soft_cost * outside).sum())
+
+    bands = Bands(s.amount, s.lo, s.hi, p.allowed, s.cost, s.moved, s.budget)
+    return Contiguity(graph, acc_unit, p.unit_of, p.n_units, p.n_reps, list(p.rep_ids), bands,
+                      cost, hints=hints, account_weight=data.accounts["workload"].to_numpy(float),
+                      exact_units=exact_units)
+
+
+def for_design(data: DesignData, scenario: Scenario, p: DesignProblem,
+               exact_units: int | None = None) -> Contiguity | None:
+    """Contiguity of a design (root form: a territory holds its centre's unit)."""
+    require_units(scenario.contiguity, data.units)
+    if not scenario.contiguity or data.units is None:
+        return None
+    acc = data.accounts
+    pos = pd.Index(acc["account_id"].astype(str)).get_indexer(pd.Index(p.candidate_ids))
+    roots = np.where(pos >= 0, p.unit_of[np.maximum(pos, 0)], -1)
+    n_c = p.n_candidates
+    bands = Bands(p.amount, np.tile(p.lo, (n_c, 1)), np.tile(p.hi, (n_c, 1)), p.allowed,
+                  p.travel)
+    rows = np.arange(p.n_units)
+    return Contiguity(data.units, _unit_of_accounts(acc), p.unit_of, p.n_units, n_c,
+                      list(p.candidate_ids), bands,
+                      lambda plan: float(p.travel[rows, plan].sum()), roots=roots,
+                      account_weight=acc["workload"].to_numpy(float), exact_units=exact_units)
+
+
+def annotate(contiguity: Contiguity | None, result: PlanResult,
+             plan: np.ndarray) -> PlanResult:
+    """Warnings for what the final plan leaves cut off, and summary.json's
+    kpis.contiguity (enforced, method exact|repair, cut rounds, parts not fixed)."""
+    if contiguity is None:
+        return result
+    result.warnings.extend(contiguity.finish(plan))
+    result.kpis["contiguity"] = contiguity.report.as_dict()
+    return result
+
+
+def design_start(contig: Contiguity | None, p: DesignProblem,
+                 incumbent: tuple[float, np.ndarray] | None, deadline: float,
+                 threads: int | None, rounds: int = 8) -> tuple[float, np.ndarray] | None:
+    """A contiguous incumbent for a design: the heuristic's plan repaired, or else a
+    contiguous locate–allocate from its centres (allocation with cut rounds to the open
+    centres, each centre moved to the best candidate inside its territory, until stable)."""
+    if contig is None:
+        return incumbent
+    from optimizer.design import _greedy_centres, build  # design imports this module
+
+    # Also from the greedy centres with every unit at its nearest one (no MIP needed).
+    centres = _greedy_centres(p, np.random.default_rng(0))
+    travel = np.where(p.allowed[:, centres], p.travel[:, centres], np.inf)
+    starts = [centres[np.argmin(travel, axis=1)]]
+    if incumbent is not None:
+        starts.insert(0, incumbent[1])
+    made = [contig.contiguous_start(plan) for plan in starts]
+    found = [m for m in made if m is not None]
+    if found:
+        return min(found, key=lambda m: m[0])
+    if incumbent is None:
+        return None
+    best: tuple[float, np.ndarray] | None = None
+    plan = contig.reroot(incumbent[1])
+    centres = np.unique(plan[plan >= 0])
+    seen: set[tuple[int, ...]] = set()
+    for _ in range(rounds):
+        key = tuple(int(c) for c in sorted(centres))
+        left = deadline - time.perf_counter()
+        if key in seen or left <= 0.5:
+            break
+        seen.add(key)
+        sub = np.zeros_like(p.allowed)
+        sub[:, centres] = p.allowed[:, centres]
+        u, j = np.nonzero(sub)
+        closed = np.ones(p.n_candidates, dtype=bool)
+        closed[centres] = False
+        model = build(p, u, j, closed=closed)
+        sol = contig.runner(u, j, complete=False)(
+            model, HighsOptions(time_limit=left, mip_gap=1e-3, threads=threads))
+        if not sol.has_solution or sol.objective is None:
+            break
+        plan = contig._plan(sol.values["x"], u, j)
+        if contig.strays(plan) or not contig.roots_ok(plan):
+            break
+        if best is None or sol.objective < best[0] - TOL:
+            best = (float(sol.objective), plan)
+        centres = _relocate_inside(contig, p, plan)
+    return best
+
+
+def _relocate_inside(contig: Contiguity, p: DesignProblem, plan: np.ndarray) -> np.ndarray:
+    """Each territory's 1-median among the candidates whose unit lies inside it."""
+    assert contig.roots is not None
+    t = np.where(p.allowed, p.travel, np.inf)
+    new: list[int] = []
+    for c in np.unique(plan[plan >= 0]):
+        members = plan == c
+        inside = np.flatnonzero((contig.roots >= 0) & members[np.maximum(contig.roots, 0)])
+        inside = np.setdiff1d(inside, new)
+        if not len(inside):
+            new.append(int(c))
+            continue
+        cost = t[np.ix_(np.flatnonzero(members), inside)].sum(axis=0)
+        new.append(int(inside[np.argmin(cost)]))
+    return np.array(new)

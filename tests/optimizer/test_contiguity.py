@@ -1,0 +1,287 @@
+"""Contiguity: every territory one connected piece of the unit map (optimizer.contiguity).
+
+Known answers come from brute force (a grid small enough to enumerate) and from an
+independent check on the written polygons (shapely union per territory)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import deque
+from dataclasses import replace
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from shapely.geometry import box
+from typer.testing import CliRunner
+
+from optimizer import contiguity
+from optimizer.alignment import solve as solve_alignment
+from optimizer.cli import app
+from optimizer.datasets import get_dataset_or_raise
+from optimizer.domain import DistanceMetric, Scenario
+from optimizer.errors import InputError
+from optimizer.geo import load_units, unit_components
+from optimizer.io import read_alignment
+from optimizer.validate import validate_alignment
+
+runner = CliRunner()
+
+# A 4 × 3 grid of unit squares; two reps; each must carry exactly half the workload. The
+# cheapest balanced plan is in pieces, so contiguity changes the answer (found by search).
+W, H = 4, 3
+CELLS = [(x, y) for y in range(H) for x in range(W)]
+WORKLOAD = [3.0, 5.0, 5.0, 2.0, 1.0, 4.0, 4.0, 4.0, 4.0, 4.0, 5.0, 5.0]
+REPS = [(0.2, 0.5), (3.0, 1.8)]
+NC_HOMES = ["Wake", "Mecklenburg", "Buncombe", "Pitt", "Guilford"]
+
+
+def _grid_data() -> tuple[object, Scenario]:
+    acc = pd.DataFrame({"account_id": [f"c{i}" for i in range(len(CELLS))],
+                        "unit_id": [f"u{i}" for i in range(len(CELLS))],
+                        "x": [x + 0.5 for x, _ in CELLS], "y": [y + 0.5 for _, y in CELLS],
+                        "workload": WORKLOAD})
+    reps = pd.DataFrame({"rep_id": ["A", "B"], "x": [r[0] for r in REPS],
+                         "y": [r[1] for r in REPS], "capacity": [100.0, 100.0]})
+    data = validate_alignment(acc, reps, None, DistanceMetric.euclidean)
+    units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(len(CELLS))]},
+                             geometry=[box(x, y, x + 1, y + 1) for x, y in CELLS])
+    data = replace(data, units=contiguity.UnitGraph.from_polygons(units))
+    sc = Scenario.model_validate({
+        "metric": "euclidean", "balance": {"workload": {"tolerance": 0.0, "hard": True}},
+        "contiguity": True, "solver": {"time_limit": 30, "mip_gap": 0.0}})
+    return data, sc
+
+
+def _grid_connected(cells: list[int]) -> bool:
+    if not cells:
+        return True
+    todo, seen = deque([cells[0]]), {cells[0]}
+    while todo:
+        i = todo.popleft()
+        for j in cells:
+            if j not in seen and abs(CELLS[i][0] - CELLS[j][0]) + \
+                    abs(CELLS[i][1] - CELLS[j][1]) == 1:
+                seen.add(j)
+                todo.append(j)
+    return len(seen) == len(cells)
+
+
+def _brute_force() -> tuple[float, bool, float]:
+    """(best travel, is that plan contiguous, best contiguous travel) over all 2^12 plans."""
+    d = np.array([[np.hypot(x + 0.5 - rx, y + 0.5 - ry) for rx, ry in REPS] for x, y in CELLS])
+    half = sum(WORKLOAD) / 2
+    best, best_contiguous, best_is_contiguous = np.inf, np.inf, False
+    for plan in itertools.product([0, 1], repeat=len(CELLS)):
+        load = sum(w for w, r in zip(WORKLOAD, plan, strict=True) if r == 0)
+        if abs(load - half) > 1e-9:
+            continue
+        travel = float(sum(d[i, r] for i, r in enumerate(plan)))
+        whole = all(_grid_connected([i for i, r in enumerate(plan) if r == t]) for t in (0, 1))
+        if travel < best - 1e-9:
+            best, best_is_contiguous = travel, whole
+        if whole and travel < best_contiguous - 1e-9:
+            best_contiguous = travel
+    return best, best_is_contiguous, best_contiguous
+
+
+def _pieces(result: object) -> list[bool]:
+    plan = result.assignments  # type: ignore[attr-defined]
+    out = []
+    for t in ("A", "B"):
+        cells = [int(a[1:]) for a in plan.loc[plan["rep_id"] == t, "account_id"]
+                 if a.startswith("c")]
+        out.append(_grid_connected(cells))
+    return out
+
+
+def test_grid_contiguous_optimum_matches_brute_force() -> None:
+    best, best_is_contiguous, best_contiguous = _brute_force()
+    assert not best_is_contiguous and best_contiguous > best + 1.0  # contiguity matters here
+    data, sc = _grid_data()
+    free = solve_alignment(data, sc.model_copy(update={"contiguity": False}))
+    assert free.terms["travel"] == pytest.approx(best, abs=1e-6)
+    assert not all(_pieces(free))
+    result = solve_alignment(data, sc)
+    assert result.report.status.value == "optimal"
+    assert result.terms["travel"] == pytest.approx(best_contiguous, abs=1e-6)
+    assert all(_pieces(result))
+    loads = result.territories.set_index("rep_id")["workload"]
+    assert loads["A"] == pytest.approx(sum(WORKLOAD) / 2) == loads["B"]
+    # The bound stays a valid lower bound of the contiguous optimum.
+    assert result.report.bound is not None
+    assert result.report.bound <= result.report.objective + 1e-9
+    c = result.kpis["contiguity"]
+    assert c["enforced"] and c["method"] == "exact" and c["cuts"] > 0 and c["unfixed_parts"] == 0
+
+
+def test_repair_reports_what_it_cannot_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of ±3 % leave the grid's cut-off cell no band-keeping move: the repair keeps the
+    bands, leaves the piece and says so (threshold forced to 0 to take the repair path)."""
+    monkeypatch.setattr(contiguity, "EXACT_UNITS", 0)
+    data, sc = _grid_data()
+    sc = sc.model_copy(update={"balance": sc.balance.model_copy(update={
+        "workload": sc.balance.workload.model_copy(update={"tolerance": 0.03})})})
+    result = solve_alignment(data, sc)
+    c = result.kpis["contiguity"]
+    assert c["method"] == "repair" and c["unfixed_parts"] == 1
+    assert c["unfixed"][0]["territory_id"] == "A" and c["unfixed"][0]["units"] == ["u3"]
+    assert any("could not be reattached" in w and "u3" in w for w in result.warnings)
+    loads = result.territories["workload"].to_numpy()
+    mean = sum(WORKLOAD) / 2
+    assert np.all(np.abs(loads - mean) <= 0.03 * mean + 1e-9)  # the bands still hold
+
+
+def _nc_alignment(tmp_path: Path, tolerance: float) -> tuple[object, Scenario, Path, Path]:
+    d = get_dataset_or_raise("nc-counties")
+    accounts, units = d.file("accounts.csv"), d.file("units.geojson")
+    assert accounts is not None and units is not None
+    acc = pd.read_csv(accounts, dtype={"account_id": str})
+    seats = acc.set_index("name").loc[NC_HOMES]
+    reps = pd.DataFrame({"rep_id": [f"R{i + 1}" for i in range(len(NC_HOMES))],
+                         "lat": seats["lat"].to_numpy(), "lon": seats["lon"].to_numpy(),
+                         "capacity": 1000.0})
+    reps.to_csv(tmp_path / "reps.csv", index=False)
+    sc = Scenario.model_validate({
+        "balance": {"workload": {"tolerance": tolerance, "hard": True}}, "contiguity": True,
+        "solver": {"time_limit": 60, "mip_gap": 0.01}})
+    data = read_alignment(accounts, tmp_path / "reps.csv", sc)
+    polygons = load_units(units)
+    return replace(data, units=contiguity.UnitGraph.from_polygons(polygons)), sc, accounts, \
+        units
+
+
+def test_repair_path_on_north_carolina(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 counties, 5 reps, ±5 %: the unconstrained optimum has enclaves; with the exact
+    threshold forced below 100 units the plan is repaired into one piece per rep, within the
+    bands, and the bound of the unconstrained solve stays below the objective."""
+    data, sc, _, units = _nc_alignment(tmp_path, 0.05)
+    polygons = load_units(units)
+    acc = data.accounts  # type: ignore[attr-defined]
+    free = solve_alignment(data, sc.model_copy(update={"contiguity": False}))  # type: ignore
+    assert max(unit_components(acc, free.assignments, polygons).values()) > 1
+    monkeypatch.setattr(contiguity, "EXACT_UNITS", 50)
+    result = solve_alignment(data, sc)  # type: ignore[arg-type]
+    c = result.kpis["contiguity"]
+    assert c["method"] == "repair" and c["repair_moves"] > 0 and c["unfixed_parts"] == 0
+    assert set(unit_components(acc, result.assignments, polygons).values()) == {1}
+    loads = result.territories["workload"].to_numpy()
+    assert np.all(np.abs(loads / loads.mean() - 1) <= 0.05 + 1e-9)
+    assert result.report.bound is not None
+    assert result.report.bound <= free.report.objective + 1e-9
+    assert result.report.objective >= free.report.objective - 1e-9
+    assert result.report.status.value == "feasible"
+
+
+def test_island_is_exempt_with_a_warning() -> None:
+    """A unit with no neighbour cannot make the scenario infeasible: it is exempt, said so."""
+    data, sc = _grid_data()
+    acc = data.accounts.copy()  # type: ignore[attr-defined]
+    island = acc.iloc[[0]].assign(account_id="island", unit_id="isle", x=10.5, y=10.5,
+                                  workload=0.0)
+    acc = pd.concat([acc, island], ignore_index=True)
+    units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(len(CELLS))] + ["isle"]},
+                             geometry=[box(x, y, x + 1, y + 1) for x, y in CELLS]
+                             + [box(10, 10, 11, 11)])
+    data = replace(data, accounts=acc, units=contiguity.UnitGraph.from_polygons(units))
+    result = solve_alignment(data, sc)  # type: ignore[arg-type]
+    assert any("isle" in w and "no border" in w for w in result.warnings)
+    assert result.kpis["contiguity"]["exempt_units"] == ["isle"]
+    assert all(_pieces(result))
+
+
+def test_contiguity_without_units_is_an_input_error(tmp_path: Path) -> None:
+    data, sc = _grid_data()
+    with pytest.raises(InputError, match="contiguity"):
+        solve_alignment(replace(data, units=None), sc)  # type: ignore[type-var]
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("contiguity: true\nbalance: {workload: {tolerance: 0.1}}\n")
+    res = runner.invoke(app, ["align", "--dataset", "us-regional", "--scenario", str(scenario),
+                              "--out", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == 2, res.output
+    assert "contiguity: true needs unit polygons" in " ".join(res.output.split())
+
+
+def _one_piece(out: Path, accounts: Path, units: Path) -> dict[str, int]:
+    """Independent check on the written polygons: union each territory's features of
+    territories.geojson with shapely; every unit of the territory (from assignments.csv and
+    the accounts' unit_id) must have its main polygon inside the union's largest piece.
+    Returns the number of pieces per territory beyond that one that are not fragments of a
+    multi-part unit (0 everywhere: contiguous). A county with an exclave (Georgia has nine,
+    e.g. Taylor's 6.7 km² detached part) keeps its exclave where it lies, so the union may
+    be a MultiPolygon whose other parts are such fragments."""
+    terr = gpd.read_file(out / "territories.geojson")
+    unit_gdf = gpd.read_file(units)
+    unit_gdf["unit_id"] = unit_gdf["unit_id"].astype(str)
+    plan = pd.read_csv(out / "assignments.csv", dtype={"account_id": str})
+    acc = pd.read_csv(accounts, dtype={"account_id": str, "unit_id": str})
+    unit_terr = plan.merge(acc[["account_id", "unit_id"]], on="account_id")
+    main_part = {u: max(shapely.get_parts(g), key=lambda q: q.area)
+                 for u, g in zip(unit_gdf["unit_id"], unit_gdf.geometry, strict=True)}
+    out_pieces = {}
+    for t, g in terr.groupby("territory_id"):
+        union = shapely.union_all(g.geometry.to_numpy())
+        pieces = sorted(shapely.get_parts(union), key=lambda q: q.area, reverse=True)
+        members = unit_terr.loc[unit_terr["territory_id"].astype(str) == str(t), "unit_id"]
+        stray = 0
+        for piece in pieces[1:]:
+            if any(piece.intersection(main_part[u]).area > 1e-3 * main_part[u].area
+                   for u in members):
+                stray += 1
+        out_pieces[str(t)] = stray
+    return out_pieces
+
+
+def _max_deviation(out: Path, accounts: Path, key: str) -> float:
+    plan = pd.read_csv(out / "assignments.csv", dtype={"account_id": str})
+    acc = pd.read_csv(accounts, dtype={"account_id": str})
+    load = plan.merge(acc[["account_id", "workload"]], on="account_id").groupby(key)[
+        "workload"].sum()
+    return float((load / load.mean() - 1).abs().max())
+
+
+@pytest.mark.slow
+def test_georgia_design_ten_contiguous_territories(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("mode: design\nbalance: {workload: {tolerance: 0.05, hard: true}}\n"
+                        "contiguity: true\nsolver: {time_limit: 60, mip_gap: 0.005}\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["design", "--dataset", "ga-counties", "--territories", "10",
+                              "--scenario", str(scenario), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] in ("optimal", "feasible")
+    assert summary["bound"] is None or summary["bound"] <= summary["objective"] + 1e-6
+    assert summary["kpis"]["contiguity"]["enforced"]
+    assert summary["kpis"]["contiguity"]["unfixed_parts"] == 0
+    d = get_dataset_or_raise("ga-counties")
+    accounts, units = d.file("accounts.csv"), d.file("units.geojson")
+    assert accounts is not None and units is not None
+    pieces = _one_piece(out, accounts, units)
+    assert len(pieces) == 10 and set(pieces.values()) == {0}, pieces
+    assert _max_deviation(out, accounts, "territory_id") <= 0.05 + 1e-9
+
+
+@pytest.mark.slow
+def test_nc_align_with_reps_in_county_seats(tmp_path: Path) -> None:
+    """Exact cuts through the public CLI: 5 reps in county seats, ±10 %."""
+    _, _, accounts, units = _nc_alignment(tmp_path, 0.10)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("balance: {workload: {tolerance: 0.10, hard: true}}\ncontiguity: true\n"
+                        "solver: {time_limit: 60, mip_gap: 0.01}\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["align", "--accounts", str(accounts), "--reps",
+                              str(tmp_path / "reps.csv"), "--units", str(units), "--scenario",
+                              str(scenario), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kpis"]["contiguity"]["method"] == "exact"
+    assert summary["kpis"]["after"]["geography"]["disconnected_parts"] == 0
+    assert summary["bound"] <= summary["objective"] + 1e-9
+    pieces = _one_piece(out, accounts, units)
+    assert len(pieces) == len(NC_HOMES) and set(pieces.values()) == {0}, pieces
+    assert _max_deviation(out, accounts, "rep_id") <= 0.10 + 1e-9
