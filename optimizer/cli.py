@@ -6,12 +6,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -19,9 +20,19 @@ from rich.live import Live
 from rich.table import Table
 
 from optimizer import datasets as bundled
+from optimizer import levels
 from optimizer.alignment import AlignmentResult
 from optimizer.alignment import solve as solve_alignment
+from optimizer.capacity import (
+    capacity_from_reps,
+    hiring_input,
+    sizing_settings,
+    split_plan,
+    sweep,
+    write_capacity_curve_png,
+)
 from optimizer.compare import compare_runs
+from optimizer.contiguity import unit_graph
 from optimizer.design import DesignResult
 from optimizer.design import solve as solve_design
 from optimizer.domain import DistanceMetric, Scenario
@@ -33,24 +44,25 @@ from optimizer.errors import (
     SolveCancelledError,
     SolverError,
 )
-from optimizer.geo import load_units
-from optimizer.hiring import HiringPlanInput, roster_from_reps, write_hiring_plan_png
+from optimizer.geo import load_units, local_crs
 from optimizer.hiring import solve as solve_hiring
+from optimizer.hiring import write_hiring_plan_png
 from optimizer.io import (
     model_from_mapping,
     read_alignment,
     read_design,
     read_mapping,
+    read_plan,
     read_scenario,
     read_table,
     write_json,
     write_tables,
 )
 from optimizer.outputs import OutputWarning, write_geo_outputs
-from optimizer.quota import TopDownSettings, fair_quotas
-from optimizer.quota import top_down as deploy_top_down
+from optimizer.quota_deploy import QuotaSettings
+from optimizer.quota_deploy import deploy as deploy_quotas
 from optimizer.solve import Progress
-from optimizer.validate import validate_reps
+from optimizer.validate import validate_accounts, validate_reps
 
 app = typer.Typer(help="Sales territory realignment and design with provable optimality gaps.",
                   no_args_is_help=True, add_completion=False,
@@ -235,7 +247,10 @@ def align(
                                     "missing --accounts and --reps (or --dataset)")])
         sc = _with_time_limit(read_scenario(sc_path), time_limit)
         data = read_alignment(acc, rep, sc, dist)
-        polygons = load_units(units) if units is not None else None
+        unit_file = units or (bundled.get_dataset_or_raise(dataset).file("units.geojson")
+                              if dataset is not None else None)
+        polygons = load_units(unit_file) if unit_file is not None else None
+        data = replace(data, units=unit_graph(sc.contiguity, polygons))
         return _Run(solve_alignment(data, sc, on_progress=progress), data.accounts, data.reps,
                     polygons)
 
@@ -279,59 +294,136 @@ def design(
             polygons = load_units(bundled_units) if bundled_units is not None else None
         else:
             polygons = load_units(units) if units is not None else None
+        data = replace(data, units=unit_graph(sc.contiguity, polygons))
         return _Run(solve_design(data, sc, on_progress=progress), data.accounts, None, polygons)
+
 
     _execute(out, quiet, "Territory design", run)
 
 
 @app.command()
 def capacity(
-    plan: Annotated[Path, typer.Option(help="Hiring plan YAML/JSON: months, roles, ratios, "
-                                            "goal, budget, objective (see optimizer/hiring.py).")],
+    plan: Annotated[Path | None, typer.Option(
+        help="Capacity plan YAML/JSON: a hiring plan (months, roles, ratios, goal, budget, "
+             "objective; see optimizer/hiring.py) and/or a `sizing:` section (see "
+             "optimizer/capacity.py).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
     reps: Annotated[Path | None, typer.Option(
-        help="reps.csv: the starting roster by role; start_date gives each rep's ramp.")] = None,
+        help="reps.csv: the starting roster by role; start_date gives each rep's ramp; "
+             "sizing: the mean capacity is the rep capacity unless given.")] = None,
     start: Annotated[str | None, typer.Option(
         help="First month of the plan (YYYY-MM-DD), for reps' start dates.")] = None,
+    accounts: Annotated[Path | None, typer.Option(
+        help="Sizing: accounts.csv/.parquet/.geojson (workload, visits, location).")] = None,
+    capacity_hours: Annotated[float | None, typer.Option(
+        help="Sizing: selling hours per rep per year.")] = None,
+    travel_speed: Annotated[float | None, typer.Option(
+        help="Sizing: distance units (km) per hour on the road.")] = None,
+    visits_per_trip: Annotated[float | None, typer.Option(
+        help="Sizing: visits served by one out-and-back trip (default 1).")] = None,
+    target_utilisation: Annotated[float | None, typer.Option(
+        help="Sizing: the largest share of capacity a territory may need, e.g. 0.9.")] = None,
+    min_n: Annotated[int | None, typer.Option(help="Sizing: fewest territories tried.")] = None,
+    max_n: Annotated[int | None, typer.Option(help="Sizing: most territories tried.")] = None,
+    step: Annotated[int | None, typer.Option(help="Sizing: step between N tried.")] = None,
+    time_limit: Annotated[float | None, typer.Option(
+        help="Sizing: time limit per design (s).")] = None,
+    scenario: Annotated[Path | None, typer.Option(
+        help="Sizing: the design scenario (metric, circuity, balance, centres).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ) -> None:
-    """Plan hiring month by month: headcount, ramp, attrition, cost and revenue vs. goal."""
+    """Size the sales force (a capacity curve over N) and/or plan hiring month by month.
+
+    Sizing designs territories for each N and costs them in hours (workload and travel);
+    the hiring plan gives headcount, ramp, cost and revenue per month."""
     with _exit_codes(out, "the hiring goal cannot be met"):
-        body = read_mapping(plan)
-        first = date.fromisoformat(start) if start else date.today().replace(day=1)
+        parts = split_plan(read_mapping(plan) if plan else {}, plan.name if plan else "plan")
+        flags = {"capacity_hours": capacity_hours, "travel_speed": travel_speed,
+                 "visits_per_trip": visits_per_trip, "target_utilisation": target_utilisation,
+                 "min_territories": min_n, "max_territories": max_n, "step": step,
+                 "time_limit": time_limit}
+        sizing_body = {**(parts.sizing or {}), **{k: v for k, v in flags.items()
+                                                  if v is not None}}
+        if scenario is not None:
+            sizing_body["scenario"] = read_mapping(scenario)
+        wants_sizing = bool(sizing_body) or accounts is not None
+        if not wants_sizing and not parts.hiring:
+            raise InputError([Issue("command line", None, None,
+                                    "nothing to plan: give --plan with a hiring plan and/or a "
+                                    "sizing section, or --accounts with --min-n and --max-n")])
+        if wants_sizing and accounts is None:
+            raise InputError([Issue("command line", None, "--accounts",
+                                    "sizing needs the accounts")])
+        roster = None
         if reps is not None:
-            roster_frame, issues = validate_reps(read_table(reps), DistanceMetric.matrix,
-                                                 source=reps.name, needs_location=False)
+            roster, issues = validate_reps(read_table(reps), DistanceMetric.matrix,
+                                           source=reps.name, needs_location=False)
             if issues:
                 raise InputError(issues)
-            roster = roster_from_reps(roster_frame, first)
-            body["roles"] = [{**role, "initial": roster.get(str(role.get("name")), [])}
-                             if isinstance(role, dict) else role
-                             for role in body.get("roles", [])]
-        inp = model_from_mapping(HiringPlanInput, body, plan.name)
-        result = solve_hiring(inp)
-    summary = {"status": result.status.value, "objective": result.objective,
-               "bound": result.bound, "gap": result.gap, "seconds": round(result.seconds, 3),
-               "termination": result.termination.value, "total_cost": result.total_cost,
-               "total_revenue": result.total_revenue,
-               "hires": {role: int(h.sum()) for role, h in result.hires.items()}}
-    write_tables(out, summary, {"hiring_plan": result.table, "hiring_months": result.months,
-                                "hiring_periods": result.periods})
-    write_hiring_plan_png(out / "hiring_plan.png", result)
-    console.print(result.periods.round(0).to_string(index=False))
-    console.print(f"[bold]{result.status.value}[/]: cost {result.total_cost:,.0f}, revenue "
-                  f"{result.total_revenue:,.0f}, hires "
-                  + ", ".join(f"{r} {int(h.sum())}" for r, h in result.hires.items()))
+        first = date.fromisoformat(start) if start else parts.start or \
+            date.today().replace(day=1)
+        sized = hired = None
+        if parts.hiring:
+            hired = solve_hiring(hiring_input(parts.hiring, roster, first,
+                                              plan.name if plan else "plan"))
+        if wants_sizing and accounts is not None:
+            settings = sizing_settings(sizing_body, plan.name if plan else "command line")
+            data = read_design(accounts, settings.design_scenario(settings.min_territories))
+            rep_capacity = capacity_from_reps(roster, reps.name) \
+                if roster is not None and reps is not None else None
+            if quiet:
+                sized = sweep(data, settings, capacity_hours=rep_capacity)
+            else:
+                with Live(console=console, refresh_per_second=4, transient=True) as live:
+                    sized = sweep(data, settings, capacity_hours=rep_capacity,
+                                  on_progress=lambda p: live.update(_progress_line(p)))
+    summary: dict[str, Any] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    if hired is not None:
+        summary = {"status": hired.status.value, "objective": hired.objective,
+                   "bound": hired.bound, "gap": hired.gap, "seconds": round(hired.seconds, 3),
+                   "termination": hired.termination.value, "total_cost": hired.total_cost,
+                   "total_revenue": hired.total_revenue,
+                   "hires": {role: int(h.sum()) for role, h in hired.hires.items()}}
+        tables |= {"hiring_plan": hired.table, "hiring_months": hired.months,
+                   "hiring_periods": hired.periods}
+    if sized is not None:
+        summary = {**summary, "sizing": sized.summary()} if hired else sized.summary()
+        tables |= {"capacity_curve": sized.curve, "capacity_territories": sized.territories}
+    write_tables(out, summary, tables)
+    if hired is not None:
+        write_hiring_plan_png(out / "hiring_plan.png", hired)
+        console.print(hired.periods.round(0).to_string(index=False))
+        console.print(f"[bold]{hired.status.value}[/]: cost {hired.total_cost:,.0f}, revenue "
+                      f"{hired.total_revenue:,.0f}, hires "
+                      + ", ".join(f"{r} {int(h.sum())}" for r, h in hired.hires.items()))
+    if sized is not None:
+        write_capacity_curve_png(out / "capacity_curve.png", sized)
+        shown = ["territories", "status", "seconds", "utilisation_max", "utilisation_mean",
+                 "travel_hours", "workload_cv", "fits"]
+        console.print(sized.curve[shown].round(3).to_string(index=False))
+        for note in sized.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[bold]recommended territories: {sized.recommended}[/] "
+                      f"(target {sized.target_utilisation:.0%} of "
+                      f"{sized.capacity_hours:,.0f} h)")
     console.print(f"Outputs written to {out}/")
+    if sized is not None and sized.recommended is None:
+        raise typer.Exit(EXIT_CANCELLED if sized.cancelled else EXIT_INFEASIBLE)
 
 
 @app.command()
 def quota(
-    assignments: Annotated[Path, typer.Option(
+    assignments: Annotated[Path | None, typer.Option(
         help="A run's output folder (its territories.csv) or a territories CSV with "
-             "territory_id, potential and optionally history, rep_id, start_month.")],
-    goal: Annotated[float, typer.Option(help="The company goal to deploy.")],
+             "territory_id, potential and optionally history, rep_id, start_month, "
+             "manager_id, quota.")] = None,
+    goal: Annotated[float | None, typer.Option(
+        help="The company goal to deploy (bottom-up: the goal the roll-up is compared "
+             "with; derived: needed unless the table has a quota column).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
-    method: Annotated[str, typer.Option(help="top-down | fair")] = "top-down",
+    method: Annotated[str, typer.Option(help="top-down | fair | bottom-up | derived")]
+    = "top-down",
     potential_weight: Annotated[float, typer.Option(
         help="Weight of the potential share (history gets the rest).")] = 0.5,
     over_assignment: Annotated[float, typer.Option(help="e.g. 1.1 deploys 110 % of the goal.")]
@@ -339,45 +431,204 @@ def quota(
     unit: Annotated[float, typer.Option(help="Round quotas to this currency unit.")] = 1.0,
     band: Annotated[float, typer.Option(
         help="fair: quota/potential within ± this share of the company ratio.")] = 0.1,
+    submissions: Annotated[Path | None, typer.Option(
+        help="bottom-up: submissions CSV (territory_id, rep_id or id; submitted; optional "
+             "manager, region); default: --assignments.")] = None,
+    close_gap: Annotated[bool, typer.Option(
+        help="bottom-up: scale submissions so the quotas meet the goal.")] = False,
+    manager_factor: Annotated[float, typer.Option(
+        help="derived: manager quota = factor × the team's quotas.")] = 1.0,
+    coverage: Annotated[Path | None, typer.Option(
+        help="derived: overlay coverage CSV (overlay_id, territory_id, optional share).")]
+    = None,
+    overlay_factor: Annotated[float, typer.Option(
+        help="derived: overlay quota = factor × the covered quotas.")] = 1.0,
 ) -> None:
-    """Deploy a company goal to territories; quotas.csv explains every number."""
+    """Deploy quotas: top-down, fair (LP), bottom-up roll-up or derived.
+
+    Derived quotas are for managers and overlays; every output CSV's columns explain each
+    number."""
     with _exit_codes(out, "the quotas cannot meet the goal within the band"):
-        source = assignments / "territories.csv" if assignments.is_dir() else assignments
-        table = read_table(source)
-        missing = [c for c in ("territory_id", "potential") if c not in table.columns]
-        if missing:
-            raise InputError([Issue(source.name, None, c, "required column is missing")
-                              for c in missing])
-        for column in ("potential", "history", "start_month"):
-            if column in table.columns:
-                table[column] = pd.to_numeric(table[column], errors="coerce")
-        notes = []
-        if "history" not in table.columns:
-            table["history"] = table["potential"]
-            notes.append("no history column: shares come from potential alone")
-        if method == "top-down":
-            try:
-                settings = TopDownSettings(potential_weight=potential_weight,
-                                           over_assignment=over_assignment, unit=unit)
-            except ValueError as exc:
-                raise InputError([Issue("command line", None, None, str(exc))]) from exc
-            quotas = deploy_top_down(table, goal, settings)
-        elif method == "fair":
-            quotas = fair_quotas(table, goal, band=(1 - band, 1 + band),
-                                 over_assignment=over_assignment, unit=unit)
-        else:
-            raise InputError([Issue("command line", None, "--method",
-                                    f"unknown method {method!r} (top-down or fair; bottom-up "
-                                    "and derived quotas are in optimizer.quota)")])
-    summary = {"status": "optimal", "method": method, "goal": goal,
-               "deployed": float(quotas["quota"].sum()), "territories": len(quotas),
-               "warnings": notes}
-    write_tables(out, summary, {"quotas": quotas})
-    console.print(quotas.to_string(index=False, max_rows=30))
-    for note in notes:
-        console.print(f"[yellow]warning:[/] {note}")
-    console.print(f"Deployed {quotas['quota'].sum():,.0f} over {len(quotas)} territories; "
-                  f"outputs written to {out}/")
+        settings = model_from_mapping(QuotaSettings, {
+            "method": method, "goal": goal, "potential_weight": potential_weight,
+            "over_assignment": over_assignment, "unit": unit, "band": band,
+            "close_gap": close_gap, "manager_factor": manager_factor,
+            "overlay_factor": overlay_factor}, "command line")
+        paths = {"territories": (assignments / "territories.csv"
+                                 if assignments is not None and assignments.is_dir()
+                                 else assignments),
+                 "submissions": submissions or (assignments if method == "bottom-up"
+                                                else None),
+                 "coverage": coverage}
+        tables = {name: read_table(path) for name, path in paths.items() if path is not None}
+        done = deploy_quotas(settings, tables,
+                             {name: path.name for name, path in paths.items() if path})
+    write_tables(out, done.summary, done.tables)
+    main = done.tables[done.main]
+    console.print(main.to_string(index=False, max_rows=30))
+    for note in done.warnings:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"{method}: {', '.join(f'{n}.csv' for n in done.tables)} written to {out}/")
+
+
+def _located_plan(plan: Path, accounts: Path | None, reps: Path | None, dataset: str | None,
+                  units: Path | None, extra: Path | None = None, *, with_units: bool = False
+                  ) -> tuple[levels.Plan, str]:
+    """A finished run as a `levels.Plan`: territories located at their accounts'
+    workload-weighted centroid (--accounts/--dataset), else their rep's home base (--reps),
+    else the centroid of their polygon in the run's territories.geojson; with --units (or
+    a bundled data set's units when `with_units`), the territory adjacency."""
+    terr, assign = read_plan(plan)
+    if extra is not None:  # more per-territory columns (e.g. an overlay workload)
+        more = read_table(extra)
+        if "territory_id" not in more.columns:
+            raise InputError([Issue(extra.name, None, "territory_id",
+                                    "required column is missing")])
+        terr = terr.drop(columns=[c for c in more.columns if c != "territory_id"
+                                  and c in terr.columns]).merge(more, on="territory_id",
+                                                                how="left")
+    if dataset is not None:
+        d = bundled.get_dataset_or_raise(dataset)
+        accounts, reps = accounts or d.file("accounts.csv"), reps or d.file("reps.csv")
+        units = units or (d.file("units.geojson") if with_units else None)
+    acc = rep = None
+    issues: list[Issue] = []
+    for path, validate in ((accounts, validate_accounts), (reps, validate_reps)):
+        if path is None:
+            continue
+        raw = read_table(path)
+        metric = DistanceMetric.haversine if {"lat", "lon"} <= set(raw.columns) else \
+            DistanceMetric.euclidean if {"x", "y"} <= set(raw.columns) else DistanceMetric.matrix
+        frame, found = validate(raw, metric, source=path.name)
+        issues += found
+        acc, rep = (frame, rep) if validate is validate_accounts else (acc, frame)
+    if issues:
+        raise InputError(issues)
+    geojson = plan / "territories.geojson" if plan.is_dir() else None
+    if acc is None and rep is None and geojson is not None and geojson.exists() and not (
+            {"lat", "lon"} <= set(terr.columns) or {"x", "y"} <= set(terr.columns)):
+        shapes = gpd.read_file(geojson).dropna(subset=["geometry"])
+        bounds = shapes.total_bounds
+        crs = local_crs(np.array([bounds[0], bounds[2]]), np.array([bounds[1], bounds[3]]))
+        points = shapes.to_crs(crs).centroid.to_crs("EPSG:4326")
+        where = pd.DataFrame({"territory_id": shapes["territory_id"].astype(str),
+                              "lat": points.y.to_numpy(), "lon": points.x.to_numpy()})
+        terr = terr.merge(where, on="territory_id", how="left")
+        located, found_from = levels.locate_territories(terr, source="territories.csv")
+        found_from = "territory polygon centroids (territories.geojson)"
+    else:
+        located, found_from = levels.locate_territories(terr, assign, acc, rep,
+                                                        source="territories.csv")
+    adjacency = None
+    if units is not None:
+        if acc is None or assign is None:
+            raise InputError([Issue("command line", None, "--units",
+                                    "units need the accounts (--accounts or --dataset) for "
+                                    "their unit_id, and the run's assignments.csv")])
+        adjacency = levels.territory_adjacency(acc, assign, located["territory_id"].tolist(),
+                                               load_units(units))
+    return levels.Plan(located, assign, adjacency), found_from
+
+
+def _print_levels(done: levels.LevelResult, tables: list[str], out: Path) -> None:
+    for name in tables:
+        shown = done.tables[name].drop(columns=["lat", "lon", "x", "y"], errors="ignore")
+        console.print(f"[bold]{name}[/]")
+        console.print(shown.to_string(index=False, max_rows=40, float_format="{:,.1f}".format))
+    s = done.summary()
+    gap = "n/a" if s["gap"] is None else f"{s['gap']:.3%}"
+    console.print(f"[bold]{s['status']}[/]: travel {s['objective']:,.1f}, gap {gap} in "
+                  f"{s['seconds']:.1f} s")
+    for w in done.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    console.print(f"Outputs written to {out}/")
+
+
+LocationOptions = {
+    "accounts": "accounts.csv of the run: territories sit at their accounts' "
+                "workload-weighted centroid.",
+    "reps": "reps.csv of the run: territories without accounts sit at their rep's home base.",
+    "dataset": "A bundled data set the run used (its accounts and reps).",
+}
+
+
+@app.command("regions")
+def regions_command(
+    plan: Annotated[Path, typer.Option(help="A run's output folder (align or design): "
+                                            "territories.csv, assignments.csv.")],
+    regions: Annotated[int, typer.Option(min=1, help="How many regions (first-line "
+                                                     "managers).")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    areas: Annotated[int | None, typer.Option(min=1, help="Also group the regions into this "
+                                                          "many areas.")] = None,
+    balance_on: Annotated[str, typer.Option(help="territories | workload | potential")]
+    = "territories",
+    tolerance: Annotated[float, typer.Option(help="Band around the mean per region.")] = 0.2,
+    min_span: Annotated[int | None, typer.Option(help="At least this many territories per "
+                                                      "region.")] = None,
+    max_span: Annotated[int | None, typer.Option(help="At most this many territories per "
+                                                      "region.")] = None,
+    accounts: Annotated[Path | None, typer.Option(help=LocationOptions["accounts"])] = None,
+    reps: Annotated[Path | None, typer.Option(help=LocationOptions["reps"])] = None,
+    dataset: Annotated[str | None, typer.Option(help=LocationOptions["dataset"])] = None,
+    units: Annotated[Path | None, typer.Option(
+        help="Unit polygons (with the accounts' unit_id; a bundled data set brings its "
+             "own): regions and areas are made contiguous.")] = None,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit per level (s).")] = 30.0,
+) -> None:
+    """Group a plan's territories into balanced, compact regions (and areas) for managers."""
+    with _exit_codes(out, "the regions cannot meet the span or balance band"):
+        settings = model_from_mapping(levels.RegionSettings, {
+            "balance_on": balance_on, "tolerance": tolerance, "min_span": min_span,
+            "max_span": max_span, "solver": {"time_limit": time_limit}}, "command line")
+        located, found_from = _located_plan(plan, accounts, reps, dataset, units,
+                                            with_units=True)
+        done = levels.regions(located, regions, settings)
+        if areas is not None:
+            done = levels.areas(done, areas, settings.model_copy(
+                update={"min_span": None, "max_span": None}))
+        summary = {**done.summary(), "locations": found_from}
+        tables = {"assignments": done.assignments, "territories": done.territories,
+                  **done.tables}
+        write_tables(out, summary, {k: v for k, v in tables.items() if v is not None})
+    _print_levels(done, list(done.tables), out)
+
+
+@app.command("overlay")
+def overlay_command(
+    plan: Annotated[Path, typer.Option(help="A run's output folder (align or design).")],
+    overlay_reps: Annotated[Path, typer.Option(
+        help="Overlay reps: rep_id, lat/lon, role, capacity (in the measure's units; omit "
+             "for equal shares), max_accounts (most territories).")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    measure: Annotated[str, typer.Option(help="Column of territories.csv (or of "
+                                              "--territory-data) that overlays balance.")]
+    = "workload",
+    territory_data: Annotated[Path | None, typer.Option(
+        help="More columns per territory_id (e.g. an overlay workload).")] = None,
+    tolerance: Annotated[float, typer.Option(help="Band around each overlay rep's fair "
+                                                  "share.")] = 0.2,
+    accounts: Annotated[Path | None, typer.Option(help=LocationOptions["accounts"])] = None,
+    reps: Annotated[Path | None, typer.Option(help=LocationOptions["reps"])] = None,
+    dataset: Annotated[str | None, typer.Option(help=LocationOptions["dataset"])] = None,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit per role (s).")] = 30.0,
+) -> None:
+    """Align overlay (specialist) reps over core territories.
+
+    Every territory is covered by exactly one overlay rep of each role, balanced on the
+    overlay measure."""
+    with _exit_codes(out, "the overlay reps cannot cover the territories within the band"):
+        settings = model_from_mapping(levels.OverlaySettings, {
+            "tolerance": tolerance, "solver": {"time_limit": time_limit}}, "command line")
+        located, found_from = _located_plan(plan, accounts, reps, dataset, None,
+                                            territory_data)
+        done = levels.overlay(located, read_table(overlay_reps), measure, settings,
+                              sources=("territories.csv", overlay_reps.name))
+        write_tables(out, {**done.summary(), "locations": found_from},
+                     {"overlay": done.tables["overlay"],
+                      "overlay_reps": done.tables["overlay_reps"],
+                      "territories": done.territories})
+    _print_levels(done, ["overlay_reps"], out)
 
 
 @app.command()

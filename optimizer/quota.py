@@ -373,26 +373,28 @@ def fair_quotas(territories: pd.DataFrame, goal: float, *, band: tuple[float, fl
     h = total * hist_share
     _explain_band(low, high, total, lo, hi, relative)
 
+    # The LP works in shares of the total (q = total × s): with amounts in the millions, an
+    # objective of 1/total per unit would sit below HiGHS' dual tolerance and stop it early.
     n = len(df)
+    norm = max(total, 1.0)
     m = pyo.ConcreteModel(name="fair_quotas")
-    m.q = pyo.Var(range(n), bounds=lambda _m, i: (float(low[i]), float(high[i])))
+    m.q = pyo.Var(range(n), bounds=lambda _m, i: (float(low[i] / norm), float(high[i] / norm)))
     m.up = pyo.Var(range(n), domain=pyo.NonNegativeReals)
     m.down = pyo.Var(range(n), domain=pyo.NonNegativeReals)
     # (2) meet the goal
-    m.goal = pyo.Constraint(expr=linear(np.ones(n), list(m.q.values())) == total)
+    m.goal = pyo.Constraint(expr=linear(np.ones(n), list(m.q.values())) == total / norm)
     # (4) deviation from the history-based quota
-    m.dev = pyo.Constraint(range(n), rule=lambda _m, i:
-                           linear([1.0, -1.0, 1.0], [m.q[i], m.up[i], m.down[i]]) == float(h[i]))
-    # (1) objective, in units of the goal so the LP is well scaled
-    m.objective = pyo.Objective(
-        expr=linear(np.full(2 * n, 1.0 / max(total, 1.0)),
-                    [*m.up.values(), *m.down.values()]), sense=pyo.minimize)
+    m.dev = pyo.Constraint(range(n), rule=lambda _m, i: linear(
+        [1.0, -1.0, 1.0], [m.q[i], m.up[i], m.down[i]]) == float(h[i] / norm))
+    # (1) objective: total deviation, as a share of the goal
+    m.objective = pyo.Objective(expr=linear(np.ones(2 * n), [*m.up.values(), *m.down.values()]),
+                                sense=pyo.minimize)
     sol = run_highs(m, options or HighsOptions(time_limit=30))
     if sol.termination is Termination.infeasible:
         raise InfeasibleScenarioError(["no quotas meet the goal within the ratio band"])
     if not sol.has_solution:
         raise SolverError(f"HiGHS stopped ({sol.termination}) without quotas")
-    raw = np.clip(sol.values["q"], low, high)
+    raw = np.clip(np.asarray(sol.values["q"]) * norm, low, high)
     quota = round_exact(raw, unit)
     return pd.DataFrame({
         "territory_id": df["territory_id"], "potential": pot,

@@ -1,4 +1,5 @@
-"""`territory quota` on a run's territories: top-down and the fairness LP."""
+"""`territory quota`: top-down and the fairness LP on a run's territories, bottom-up roll-up
+of submissions, and derived manager and overlay quotas; expectations computed by hand."""
 
 from __future__ import annotations
 
@@ -45,4 +46,106 @@ def test_fair_quotas_keep_ratios_in_band(tmp_path: Path) -> None:
 def test_unknown_method(tmp_path: Path) -> None:
     res = runner.invoke(app, ["quota", "--assignments", str(territories(tmp_path)), "--goal",
                               "1000", "--method", "magic", "--out", str(tmp_path / "o")])
-    assert res.exit_code == EXIT_INPUT and "unknown method 'magic'" in res.output
+    assert res.exit_code == EXIT_INPUT and "method" in res.output and "bottom-up" in res.output
+
+
+def test_goal_is_required_for_top_down(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["quota", "--assignments", str(territories(tmp_path)),
+                              "--out", str(tmp_path / "o")])
+    assert res.exit_code == EXIT_INPUT and "needs a goal" in res.output
+
+
+def submissions(tmp_path: Path) -> Path:
+    path = tmp_path / "submissions.csv"
+    path.write_text("territory_id,submitted,manager,region\nT1,300,M1,East\nT2,200,M1,East\n"
+                    "T3,500,M2,West\n")
+    return path
+
+
+def test_bottom_up_rolls_up_and_closes_the_gap(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["quota", "--method", "bottom-up", "--submissions",
+                              str(submissions(tmp_path)), "--goal", "1200", "--close-gap",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    q = pd.read_csv(out / "quotas.csv").set_index(["level", "id"])
+    # Submissions add up to 1,000 against a goal of 1,200: each is scaled by 1.2.
+    assert q.loc[("territory", "T1"), "quota"] == 360
+    assert q.loc[("territory", "T2"), "quota"] == 240
+    assert q.loc[("territory", "T3"), "quota"] == 600
+    assert q.loc[("territory", "T1"), "parent"] == "M1"
+    assert q.loc[("manager", "M1"), "submitted"] == 500
+    assert q.loc[("manager", "M1"), "quota"] == 600
+    assert q.loc[("manager", "M1"), "parent"] == "East"
+    assert q.loc[("region", "West"), "quota"] == 600
+    # T1 submitted 30 % of the total: its share of the goal is 360, 60 above its submission.
+    assert q.loc[("territory", "T1"), "goal_share"] == 360
+    assert q.loc[("territory", "T1"), "gap"] == 60
+    assert q.loc[("company", "company"), "gap"] == 200
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["submitted"] == 1000 and summary["gap"] == 200
+    assert summary["deployed"] == 1200
+
+
+def test_bottom_up_without_closing_keeps_submissions(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["quota", "--method", "bottom-up", "--assignments",
+                              str(submissions(tmp_path)), "--goal", "1200", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    q = pd.read_csv(out / "quotas.csv").set_index(["level", "id"])
+    assert q.loc[("territory", "T3"), "quota"] == 500
+    assert q.loc[("company", "company"), "quota"] == 1000
+    assert q.loc[("territory", "T3"), "gap"] == 100  # 50 % of 1,200 = 600 against 500
+
+
+def test_derived_manager_and_overlay_quotas(tmp_path: Path) -> None:
+    table = tmp_path / "quotas.csv"
+    table.write_text("territory_id,quota,manager_id\nT1,400,M1\nT2,300,M1\nT3,300,M2\n")
+    coverage = tmp_path / "coverage.csv"
+    coverage.write_text("overlay_id,territory_id,share\nO1,T1,1\nO1,T2,0.5\nO2,T3,1\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["quota", "--method", "derived", "--assignments", str(table),
+                              "--manager-factor", "0.9", "--coverage", str(coverage),
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    managers = pd.read_csv(out / "manager_quotas.csv").set_index("manager_id")
+    # M1 leads T1 and T2: 0.9 × (400 + 300); M2 leads T3: 0.9 × 300.
+    assert managers["quota"].to_dict() == {"M1": 630, "M2": 270}
+    assert managers.loc["M1", "team_quota"] == 700 and managers.loc["M1", "team_size"] == 2
+    overlays = pd.read_csv(out / "overlay_quotas.csv").set_index("overlay_id")
+    # O1 is measured on all of T1 and half of T2: 400 + 150.
+    assert overlays["quota"].to_dict() == {"O1": 550, "O2": 300}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["managers"] == 2 and summary["manager_quotas_total"] == 900
+
+
+def test_derived_deploys_top_down_first(tmp_path: Path) -> None:
+    path = tmp_path / "territories.csv"
+    pd.DataFrame({"territory_id": ["T1", "T2", "T3"], "potential": [500.0, 300.0, 200.0],
+                  "history": [300.0, 300.0, 400.0], "manager_id": ["M1", "M1", "M2"]}
+                 ).to_csv(path, index=False)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["quota", "--method", "derived", "--assignments", str(path),
+                              "--goal", "1000", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    # Top-down as in test_top_down_sums_to_the_goal (400, 300, 300), then teams summed.
+    assert pd.read_csv(out / "quotas.csv")["quota"].tolist() == [400, 300, 300]
+    managers = pd.read_csv(out / "manager_quotas.csv").set_index("manager_id")
+    assert managers["quota"].to_dict() == {"M1": 700, "M2": 300}
+
+
+def test_derived_needs_managers_or_coverage(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["quota", "--method", "derived", "--assignments",
+                              str(territories(tmp_path)), "--goal", "1000",
+                              "--out", str(tmp_path / "o")])
+    assert res.exit_code == EXIT_INPUT and "manager_id" in res.output
+
+
+def test_overlay_coverage_names_unknown_territories(tmp_path: Path) -> None:
+    table = tmp_path / "quotas.csv"
+    table.write_text("territory_id,quota\nT1,400\n")
+    coverage = tmp_path / "coverage.csv"
+    coverage.write_text("overlay_id,territory_id\nO1,T1\nO1,T9\n")
+    res = runner.invoke(app, ["quota", "--method", "derived", "--assignments", str(table),
+                              "--coverage", str(coverage), "--out", str(tmp_path / "o")])
+    assert res.exit_code == EXIT_INPUT and "row 2" in res.output and "T9" in res.output

@@ -1,0 +1,191 @@
+"""One entry point for quota deployment by method, shared by `territory quota` and the API's
+`quota` job: typed settings, the input tables by name, the output tables by name.
+
+Methods (the formulas are in optimizer.quota):
+- top-down: the goal split over `territories` (territory_id, potential, optional history,
+  rep_id, start_month) by blended potential/history share, ramped and rounded exactly;
+- fair: the fairness LP over the same table;
+- bottom-up: `submissions` (territory_id, rep_id or id; submitted; optional manager(_id),
+  region) rolled up to managers, regions and the company, with the gap to the goal and, with
+  close_gap, every submission scaled so the quotas meet the goal;
+- derived: manager quotas (factor × the team's quotas, by `manager_id` of `territories`) and
+  overlay quotas (factor × the quotas of the territories in `coverage`). The territory quotas
+  are the table's `quota` column when it has one, else deployed top-down from the goal first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from optimizer.errors import InputError, Issue
+from optimizer.quota import (
+    TopDownSettings,
+    bottom_up,
+    derived_manager,
+    fair_quotas,
+    overlay,
+    top_down,
+)
+
+Method = Literal["top-down", "fair", "bottom-up", "derived"]
+METHODS: tuple[str, ...] = ("top-down", "fair", "bottom-up", "derived")
+
+
+class QuotaSettings(BaseModel):
+    """How to deploy quotas (the API's quota job scenario; the CLI's options)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Method = "top-down"
+    goal: Annotated[float, Field(ge=0)] | None = None
+    potential_weight: Annotated[float, Field(ge=0, le=1)] = 0.5
+    over_assignment: Annotated[float, Field(gt=0)] = 1.0
+    ramp: list[Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=list)
+    shortfall: Literal["company", "spread"] = "company"
+    unit: Annotated[float, Field(gt=0)] = 1.0
+    band: Annotated[float, Field(ge=0, le=1)] = 0.1
+    close_gap: bool = False
+    manager_factor: Annotated[float, Field(gt=0)] = 1.0
+    overlay_factor: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _goal_when_needed(self) -> QuotaSettings:
+        if self.goal is None and self.method in ("top-down", "fair"):
+            raise ValueError(f"method {self.method} needs a goal")
+        if self.close_gap and self.goal is None:
+            raise ValueError("close_gap needs a goal")
+        return self
+
+    def top_down_settings(self) -> TopDownSettings:
+        return TopDownSettings(potential_weight=self.potential_weight,
+                               over_assignment=self.over_assignment, ramp=tuple(self.ramp),
+                               shortfall=self.shortfall, unit=self.unit)
+
+
+@dataclass(frozen=True)
+class QuotaOutcome:
+    """Output tables by name (`main` is the one a single CSV download gives) and summary."""
+
+    tables: dict[str, pd.DataFrame]
+    main: str
+    summary: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _numeric(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    table = table.copy()
+    for column in columns:
+        if column in table.columns:
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+    return table
+
+
+def _require(table: pd.DataFrame | None, name: str, source: str,
+             columns: tuple[str, ...], method: str) -> pd.DataFrame:
+    if table is None:
+        raise InputError([Issue(source, None, None, f"method {method} needs the {name} table")])
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError([Issue(source, None, c, "required column is missing") for c in missing])
+    return table
+
+
+def _territories(table: pd.DataFrame | None, source: str, method: str
+                 ) -> tuple[pd.DataFrame, list[str]]:
+    table = _require(table, "territories", source, ("territory_id", "potential"), method)
+    table = _numeric(table, ("potential", "history", "start_month"))
+    notes = []
+    if "history" not in table.columns:
+        table["history"] = table["potential"]
+        notes.append("no history column: shares come from potential alone")
+    return table, notes
+
+
+def _submissions(table: pd.DataFrame | None, source: str) -> pd.DataFrame:
+    if table is not None and "id" not in table.columns:
+        key = next((c for c in ("territory_id", "rep_id") if c in table.columns), None)
+        if key is None:
+            raise InputError([Issue(source, None, "territory_id",
+                                    "required column is missing (or rep_id, or id)")])
+        table = table.rename(columns={key: "id"})
+    if table is not None and "manager" not in table.columns and "manager_id" in table.columns:
+        table = table.rename(columns={"manager_id": "manager"})
+    table = _require(table, "submissions", source, ("id", "submitted"), "bottom-up")
+    return _numeric(table, ("submitted",))
+
+
+def deploy(settings: QuotaSettings, tables: dict[str, pd.DataFrame],
+           sources: dict[str, str] | None = None) -> QuotaOutcome:
+    """Deploy quotas by `settings.method` from the named input tables (module docstring).
+
+    `sources` names each table in error messages (file names; default: the table name).
+    """
+    src = {name: (sources or {}).get(name, name)
+           for name in ("territories", "submissions", "coverage")}
+    s = settings
+    summary: dict[str, Any] = {"status": "optimal", "method": s.method, "goal": s.goal}
+    if s.method == "bottom-up":
+        subs = _submissions(tables.get("submissions"), src["submissions"])
+        out = bottom_up(subs, s.goal, close_gap=s.close_gap, unit=s.unit)
+        company = out[out["level"] == "company"].iloc[0]
+        summary |= {"submitted": float(company["submitted"]),
+                    "gap": None if s.goal is None else float(s.goal - company["submitted"]),
+                    "deployed": float(company["quota"]), "close_gap": s.close_gap,
+                    "territories": int((out["level"] == "territory").sum()), "warnings": []}
+        return QuotaOutcome({"quotas": out}, "quotas", summary)
+    if s.method in ("top-down", "fair"):
+        terr, notes = _territories(tables.get("territories"), src["territories"], s.method)
+        assert s.goal is not None  # the settings' validator requires it
+        if s.method == "top-down":
+            quotas = top_down(terr, s.goal, s.top_down_settings())
+        else:
+            quotas = fair_quotas(terr, s.goal, band=(1 - s.band, 1 + s.band),
+                                 over_assignment=s.over_assignment, unit=s.unit)
+        summary |= {"deployed": float(quotas["quota"].sum()), "territories": len(quotas),
+                    "warnings": notes}
+        return QuotaOutcome({"quotas": quotas}, "quotas", summary, notes)
+    return _derived(s, tables, src, summary)
+
+
+def _derived(s: QuotaSettings, tables: dict[str, pd.DataFrame], src: dict[str, str],
+             summary: dict[str, Any]) -> QuotaOutcome:
+    raw = tables.get("territories")
+    coverage = tables.get("coverage")
+    notes: list[str] = []
+    if raw is not None and "quota" in raw.columns:
+        quotas = _require(raw, "territories", src["territories"], ("territory_id",), "derived")
+        quotas = _numeric(quotas, ("quota",))
+        notes.append("territory quotas taken from the table's quota column")
+    elif raw is not None and s.goal is not None:
+        terr, notes = _territories(raw, src["territories"], "derived")
+        quotas = top_down(terr, s.goal, s.top_down_settings())
+        if "manager_id" in terr.columns:
+            quotas["manager_id"] = terr["manager_id"].to_numpy()
+        notes.append("territory quotas deployed top-down from the goal first")
+    else:
+        raise InputError([Issue(src["territories"], None, "quota",
+                                "derived quotas need territory quotas: a quota column, or "
+                                "potential (and history) with a goal")])
+    out: dict[str, pd.DataFrame] = {"quotas": quotas}
+    if "manager_id" in quotas.columns:
+        out["manager_quotas"] = derived_manager(quotas, s.manager_factor, unit=s.unit)
+    if coverage is not None:
+        cov = _numeric(coverage, ("share",))
+        out["overlay_quotas"] = overlay(quotas, cov, s.overlay_factor, unit=s.unit)
+    if len(out) == 1:
+        raise InputError([Issue(src["territories"], None, "manager_id",
+                                "derived quotas need a manager_id column (manager quotas) "
+                                "and/or a coverage table (overlay quotas)")])
+    main = "manager_quotas" if "manager_quotas" in out else "overlay_quotas"
+    summary |= {"deployed": float(quotas["quota"].sum()), "territories": len(quotas),
+                "manager_factor": s.manager_factor, "overlay_factor": s.overlay_factor,
+                "warnings": notes}
+    for name in ("manager_quotas", "overlay_quotas"):
+        if name in out:
+            summary[name.replace("_quotas", "s")] = len(out[name])
+            summary[f"{name}_total"] = float(out[name]["quota"].sum())
+    return QuotaOutcome(out, main, summary, notes)
