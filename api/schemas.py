@@ -38,12 +38,24 @@ _STRICT = ConfigDict(extra="forbid")
 class InlineData(BaseModel):
     model_config = _STRICT
 
-    accounts: list[Record] = Field(description="One record per account (accounts.csv columns).")
+    accounts: list[Record] = Field(
+        default_factory=list, description="One record per account (accounts.csv columns); "
+                                          "needed by align, design and capacity sizing.")
     reps: list[Record] = Field(default_factory=list,
                                description="One record per rep (reps.csv columns); "
-                                           "not used by `design`.")
+                                           "not used by `design`; `capacity`: the roster "
+                                           "(role, start_date) and the rep capacity.")
     distances: list[Record] | None = Field(
         default=None, description="Optional user matrix: from_id, to_id, distance.")
+    territories: list[Record] | None = Field(
+        default=None, description="`quota`: one record per territory (territory_id, "
+                                  "potential, history, rep_id, start_month, manager_id, "
+                                  "quota), as territories.csv.")
+    submissions: list[Record] | None = Field(
+        default=None, description="`quota` bottom-up: territory_id (or rep_id or id), "
+                                  "submitted, manager, region.")
+    coverage: list[Record] | None = Field(
+        default=None, description="`quota` derived: overlay_id, territory_id, share.")
 
 
 class _DataSource(BaseModel):
@@ -73,13 +85,37 @@ class JobCreate(_DataSource):
                           "current_rep": "R1"},
                          {"account_id": "A2", "lat": 32.08, "lon": -81.09, "workload": 80}],
             "reps": [{"rep_id": "R1", "lat": 33.75, "lon": -84.39, "capacity": 1600},
-                     {"rep_id": "R2", "lat": 32.08, "lon": -81.09, "capacity": 1600}]}}]})
+                     {"rep_id": "R2", "lat": 32.08, "lon": -81.09, "capacity": 1600}]}}, {
+        "kind": "capacity",
+        "scenario": {"sizing": {"capacity_hours": 1600, "travel_speed": 60,
+                                "target_utilisation": 0.9, "min_territories": 1,
+                                "max_territories": 2, "time_limit": 10,
+                                "scenario": {"circuity": 1.2}}},
+        "data": {"accounts": [
+            {"account_id": "A1", "lat": 33.75, "lon": -84.39, "workload": 700, "visits": 4},
+            {"account_id": "A2", "lat": 32.08, "lon": -81.09, "workload": 600, "visits": 4}]}}, {
+        "kind": "quota",
+        "scenario": {"method": "top-down", "goal": 1000000, "potential_weight": 0.5},
+        "data": {"territories": [
+            {"territory_id": "T1", "potential": 500000, "history": 300000},
+            {"territory_id": "T2", "potential": 300000, "history": 400000}]}}]})
 
     kind: JobKind = JobKind.align
     label: str | None = Field(default=None, max_length=200)
     scenario: dict[str, Any] = Field(
         default_factory=dict,
-        description="The scenario (same keys as a scenario YAML file); unknown keys are errors.")
+        description="What to compute; unknown keys are errors. align, design: the scenario "
+                    "(same keys as a scenario YAML file); `contiguity: true` needs a "
+                    "`dataset_id` whose dataset has unit polygons (inline `data` carries no "
+                    "units, so it is refused with 422 there). capacity: the capacity plan "
+                    "(same keys as a `territory capacity --plan` file): `sizing` "
+                    "(optimizer.capacity.SizingSettings: capacity_hours, travel_speed, "
+                    "visits_per_trip, target_utilisation, min_territories, "
+                    "max_territories, step, time_limit and mip_gap per design, scenario) "
+                    "and/or a hiring plan (months, roles, ratios, goal, goal_period, budget, "
+                    "objective) with `start` (YYYY-MM-DD). quota: method (top-down | fair | "
+                    "bottom-up | derived), goal, potential_weight, over_assignment, ramp, "
+                    "shortfall, unit, band, close_gap, manager_factor, overlay_factor.")
 
 
 class JobProgress(BaseModel):
@@ -117,9 +153,9 @@ class JobPublic(BaseModel):
     cancel_requested: bool
     progress: JobProgress | None
     error: JobError | None
-    result_available: bool = Field(description="A plan can be fetched from /result.")
+    result_available: bool = Field(description="A result can be fetched from /result.")
     result_status: str | None = Field(
-        description="summary.json status of the plan: optimal | feasible.")
+        description="summary.json status of the result: optimal | feasible.")
 
 
 # A page of jobs
@@ -129,11 +165,20 @@ class JobsPublic(BaseModel):
 
 
 class JobResult(BaseModel):
-    """The plan: summary.json, assignments.csv and territories.csv as JSON."""
+    """A job's result. align and design (a plan): summary.json, assignments.csv and
+    territories.csv as JSON. capacity and quota: summary.json and named tables (the CSVs the
+    CLI writes, e.g. capacity_curve, quotas, manager_quotas); `main_table` is the one
+    /result.csv serves."""
 
     summary: dict[str, Any]
-    assignments: list[dict[str, Any]]
-    territories: list[dict[str, Any]]
+    assignments: list[dict[str, Any]] | None = Field(
+        default=None, description="align, design: one record per account.")
+    territories: list[dict[str, Any]] | None = Field(
+        default=None, description="align, design: one record per territory.")
+    tables: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="capacity, quota: records of each output table.")
+    main_table: str | None = Field(default=None,
+                                   description="capacity, quota: the table of /result.csv.")
 
 
 # One scenario of a batch
@@ -188,8 +233,12 @@ class DatasetPublic(BaseModel):
     name: str | None
     metric: str = Field(description="The distance metric the tables were validated for.")
     accounts: int
-    reps: int
+    reps: int = Field(description="0: a design-only dataset (no reps; design jobs only).")
     distances: int | None
+    units: int | None = Field(
+        default=None, description="Unit polygons stored with the dataset (null: none). With "
+                                  "them, plans' territories.geojson is dissolved units and "
+                                  "`contiguity: true` can be asked.")
     created_at: datetime
 
 
@@ -203,8 +252,10 @@ class BundledPublic(BaseModel):
 
     name: str
     description: str
-    importable: bool = Field(description="It has accounts.csv and reps.csv (an alignment "
-                                         "input); the others are geography for notebooks.")
+    importable: bool = Field(description="It has accounts.csv with reps.csv (an alignment "
+                                         "input) or with units.geojson (polygons: a "
+                                         "design-only set); the others are geography for "
+                                         "notebooks.")
 
 
 class BundledListPublic(BaseModel):

@@ -6,14 +6,17 @@ import base64
 import json
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 
 from api.jobs.inputs import JobInputs
 from api.jobs.kinds import JobOutcome, SolveControls
 from optimizer.alignment import solve as solve_alignment
+from optimizer.contiguity import unit_graph
 from optimizer.domain import AlignmentData, DistanceMetric, Mode, Scenario
 from optimizer.errors import InputError, Issue
 from optimizer.io import json_safe, scenario_from_dict
@@ -29,17 +32,18 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def plan_result(result: PlanResult, accounts: pd.DataFrame,
-                reps: pd.DataFrame | None) -> dict[str, Any]:
+def plan_result(result: PlanResult, accounts: pd.DataFrame, reps: pd.DataFrame | None,
+                units: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
     """A job's stored result: summary, assignments, territories, and the files the engine
-    produces (territories.geojson as JSON, workbook.xlsx as base64), as the CLI writes them."""
+    produces (territories.geojson as JSON, workbook.xlsx as base64), as the CLI writes them;
+    with unit polygons the territories are dissolved units."""
     summary = result.summary()
     files: dict[str, Any] = {}
     territories = result.territories
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", OutputWarning)
         geo = write_geo_outputs(folder, accounts, reps, result.assignments, territories,
-                                result.kpis, summary)
+                                result.kpis, summary, units)
         out = Path(folder)
         if (out / "territories.geojson").exists():
             files["territories.geojson"] = json.loads((out / "territories.geojson").read_text())
@@ -90,6 +94,11 @@ class PlanRunner:
                                 f"kind {self.mode.value!r} needs mode {self.mode.value!r} "
                                 f"(got {scenario.mode.value!r})"))
         issues += self.scenario_issues(scenario)
+        # Contiguity's graph, the CLI's way (None unless asked; asked without polygons: an issue).
+        try:
+            graph = unit_graph(scenario.contiguity, inputs.units)
+        except InputError as exc:
+            issues += exc.issues
         # With a broken scenario the data are still checked, for the metric it asks for.
         metric = _metric_asked(inputs.scenario) or scenario.metric
         try:
@@ -98,7 +107,7 @@ class PlanRunner:
             issues += exc.issues
         if issues:
             raise InputError(issues)
-        return data, scenario
+        return replace(data, units=graph), scenario
 
     def check(self, inputs: JobInputs) -> None:
         self.prepare(inputs)
@@ -106,7 +115,7 @@ class PlanRunner:
     def run(self, inputs: JobInputs, controls: SolveControls) -> JobOutcome:
         data, scenario = self.prepare(inputs)
         result = self.solve(data, scenario, controls)
-        plan = plan_result(result, data.accounts, self.reps(data))
+        plan = plan_result(result, data.accounts, self.reps(data), inputs.units)
         cancelled = result.report.termination is Termination.cancelled
         return JobOutcome(result=plan, status=str(plan["summary"]["status"]),
                           cancelled=cancelled)

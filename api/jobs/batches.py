@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -50,7 +50,7 @@ def _check_scenarios(batch_in: BatchCreate, base: JobInputs, settings: Settings)
     runner = runner_for(batch_in.kind)
     issues: list[Issue] = []
     for i, item in enumerate(batch_in.scenarios):
-        inputs = JobInputs(item.scenario, base.accounts, base.reps, base.distances)
+        inputs = replace(base, scenario=item.scenario)  # the dataset's units too
         try:
             check_inputs(runner, inputs, settings)
         except InputError as exc:

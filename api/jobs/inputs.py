@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 
 from api.config import Settings
@@ -21,6 +22,10 @@ class JobInputs:
     accounts: pd.DataFrame
     reps: pd.DataFrame
     distances: pd.DataFrame | None = None
+    # Tables of the kinds that take other inputs (quota: territories, submissions, coverage).
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # A dataset's unit polygons (geo.load_units): territory boundaries and contiguity.
+    units: gpd.GeoDataFrame | None = None
 
 
 def frame_from_records(records: list[Record]) -> pd.DataFrame:
@@ -29,7 +34,10 @@ def frame_from_records(records: list[Record]) -> pd.DataFrame:
 
 
 def frame_from_csv(text: str) -> pd.DataFrame:
-    """A stored CSV table, read as text like optimizer.io.read_table reads files."""
+    """A stored CSV table, read as text like optimizer.io.read_table reads files ('' is the
+    empty table a dataset without reps stores)."""
+    if not text.strip():
+        return pd.DataFrame()
     return pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True)
 
 
@@ -39,8 +47,11 @@ def frame_to_csv(frame: pd.DataFrame) -> str:
 
 def inline_inputs(scenario: dict[str, Any], data: InlineData) -> JobInputs:
     distances = None if data.distances is None else frame_from_records(data.distances)
+    tables = {name: frame_from_records(rows) for name, rows in (
+        ("territories", data.territories), ("submissions", data.submissions),
+        ("coverage", data.coverage)) if rows is not None}
     return JobInputs(scenario, frame_from_records(data.accounts), frame_from_records(data.reps),
-                     distances)
+                     distances, tables)
 
 
 def check_table_sizes(*, accounts: int, reps: int, distances: int | None,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import pandas as pd
+
 from api.jobs.inputs import JobInputs
+from optimizer.io import json_safe
 from optimizer.solve import Progress
 
 
@@ -25,6 +29,16 @@ class JobOutcome:
     result: dict[str, Any]
     status: str
     cancelled: bool = False
+
+
+def table_result(summary: dict[str, Any], tables: dict[str, pd.DataFrame],
+                 main: str) -> dict[str, Any]:
+    """The stored result of a kind whose output is tables (capacity, quota): the summary,
+    each table as records (to_json: NaN → null, numpy → JSON numbers) and which table
+    /result.csv serves. No files: no GeoJSON (no geography) and no workbook yet."""
+    records = {name: json.loads(frame.to_json(orient="records", date_format="iso"))
+               for name, frame in tables.items()}
+    return {"summary": json_safe(summary), "tables": records, "main_table": main, "files": {}}
 
 
 class KindRunner(Protocol):

@@ -4,7 +4,8 @@ Executors only call `run_job(job_id, ...)`; which optimizer a kind runs is the R
 registry, so a new kind is one line here (and its module beside align.py).
 
 Outcomes, as stored on the job:
-- a plan → succeeded, with the plan as result (summary status optimal or feasible);
+- a plan (align, design) or tables (capacity, quota) → succeeded, with them as result
+  (summary status optimal or feasible);
 - cancelled while solving → cancelled, *keeping the incumbent plan as result when the
   solver had one* (result_available true); cancelled before any plan → cancelled, no result;
 - bad input → failed, error type invalid-input with the issues;
@@ -25,10 +26,12 @@ from api.datasets import dataset_inputs
 from api.errors import issue_dict
 from api.jobs import lifecycle
 from api.jobs.align import AlignRunner
+from api.jobs.capacity import CapacityRunner
 from api.jobs.design import DesignRunner
 from api.jobs.inputs import JobInputs, inline_inputs
 from api.jobs.kinds import JobOutcome, KindRunner, SolveControls
 from api.jobs.monitor import JobMonitor
+from api.jobs.quota import QuotaRunner
 from api.schemas import InlineData, JobKind, JobState
 from api.store.db import Database
 from api.store.tables import Job
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 RUNNERS: dict[JobKind, KindRunner] = {
     JobKind.align: AlignRunner(),
     JobKind.design: DesignRunner(),
+    JobKind.capacity: CapacityRunner(),
+    JobKind.quota: QuotaRunner(),
 }
 
 

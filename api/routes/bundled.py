@@ -26,7 +26,8 @@ def list_bundled(tenant: TenantDep) -> BundledListPublic:
 @router.post("/{name}", status_code=201, responses=problems(422))
 def import_bundled(name: str, session: SessionDep, tenant: TenantDep,
                    settings: SettingsDep) -> DatasetPublic:
-    """Import a bundled data set's accounts.csv and reps.csv as a new dataset of the tenant."""
+    """Import a bundled data set's accounts.csv with its reps.csv and/or units.geojson (unit
+    polygons) as a new dataset of the tenant; one without reps serves design jobs."""
     dataset = datasets.import_bundled(session=session, tenant=tenant, name=name,
                                       settings=settings)
     session.commit()

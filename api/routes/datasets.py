@@ -19,7 +19,8 @@ router = APIRouter(prefix="/datasets", tags=["datasets"], responses=problems(401
 def to_public(dataset: Dataset) -> DatasetPublic:
     return DatasetPublic(id=dataset.id, name=dataset.name, metric=dataset.metric,
                          accounts=dataset.accounts_count, reps=dataset.reps_count,
-                         distances=dataset.distances_count, created_at=dataset.created_at)
+                         distances=dataset.distances_count, units=dataset.units_count,
+                         created_at=dataset.created_at)
 
 
 def _uploaded(field: str, upload: UploadFile) -> datasets.UploadedFile:
@@ -33,14 +34,20 @@ def upload_dataset(
     accounts: Annotated[UploadFile, File(description="accounts.csv (or .parquet/.geojson/.xlsx)")],
     reps: Annotated[UploadFile, File(description="reps.csv")],
     distances: Annotated[UploadFile | None, File(description="distances.csv")] = None,
+    units: Annotated[UploadFile | None, File(
+        description="Unit polygons with unit_id (GeoJSON, GeoPackage or zipped shapefile): "
+                    "territory boundaries and contiguity.")] = None,
     name: Annotated[str | None, Form(max_length=200)] = None,
     metric: Annotated[DistanceMetric, Form(description="Metric to validate for (coordinates "
                                                        "needed).")] = DistanceMetric.haversine,
 ) -> DatasetPublic:
-    """Upload accounts, reps and optional distances; validated now, stored for reuse."""
+    """Upload accounts, reps and optional distances and unit polygons; validated now, stored
+    for reuse."""
     uploads = {"accounts": _uploaded("accounts", accounts), "reps": _uploaded("reps", reps)}
     if distances is not None:
         uploads["distances"] = _uploaded("distances", distances)
+    if units is not None:
+        uploads["units"] = _uploaded("units", units)
     dataset = datasets.create_dataset(session=session, tenant=tenant, uploads=uploads,
                                       name=name, metric=metric, settings=settings)
     session.commit()

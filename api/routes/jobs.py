@@ -58,20 +58,29 @@ def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobPublic:
 
 @router.get("/{job_id}/result", responses=problems(409))
 def get_result(job_id: str, session: SessionDep, tenant: TenantDep) -> JobResult:
-    """The plan: summary, assignments and territories as JSON."""
+    """The result as JSON: a plan's summary, assignments and territories (align, design), or
+    the summary and named tables (capacity, quota)."""
     result = service.get_result_or_raise(session=session, tenant=tenant, job_id=job_id)
     return JobResult.model_validate(result)
 
 
 @router.get("/{job_id}/result.csv", response_class=Response, responses={
-    200: {"content": {"text/csv": {}}, "description": "assignments.csv"}, **problems(409)})
+    200: {"content": {"text/csv": {}}, "description": "assignments.csv (align, design) or "
+                                                       "the main table (capacity, quota)"},
+    **problems(409)})
 def get_result_csv(job_id: str, session: SessionDep, tenant: TenantDep) -> Response:
-    """The plan's assignments as CSV (assignments.csv)."""
+    """A plan's assignments as CSV (assignments.csv); for capacity and quota jobs their
+    main table (capacity_curve.csv, hiring_plan.csv, quotas.csv, manager_quotas.csv, ...)."""
     result = service.get_result_or_raise(session=session, tenant=tenant, job_id=job_id)
+    if result.get("assignments") is not None:
+        name, rows = "assignments", result["assignments"]
+    else:
+        name = str(result["main_table"])
+        rows = result["tables"][name]
     buffer = io.StringIO()
-    pd.DataFrame.from_records(result["assignments"]).to_csv(buffer, index=False)
+    pd.DataFrame.from_records(rows).to_csv(buffer, index=False)
     return Response(buffer.getvalue(), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{job_id}-assignments.csv"'})
+        "Content-Disposition": f'attachment; filename="{job_id}-{name}.csv"'})
 
 
 def _produced_file(job_id: str, session: SessionDep, tenant: TenantDep, name: str) -> Any:

@@ -164,9 +164,22 @@ async function refreshDatasets() {
 
 function useDataset(dataset) {
   state.datasetId = dataset.id;
+  const units = dataset.units ? `, ${dataset.units} unit polygons` : "";
   $("dataset-info").textContent =
-    `${dataset.name || "unnamed"} (${dataset.accounts} accounts, ${dataset.reps} reps)`;
+    `${dataset.name || "unnamed"} (${dataset.accounts} accounts, ${dataset.reps} reps${units})`;
   $("dataset-info").dataset.id = dataset.id;
+  // Without reps (a design-only set) there is nothing to realign.
+  $("mode-align").disabled = dataset.reps === 0;
+  if (dataset.reps === 0 && $("mode").value === "align") {
+    $("mode").value = "design";
+    $("mode").dispatchEvent(new Event("change"));
+  }
+  // Contiguity is only possible with unit polygons (the API refuses it otherwise).
+  const contiguity = $("contiguity");
+  contiguity.disabled = !dataset.units;
+  if (contiguity.disabled) contiguity.checked = false;
+  $("contiguity-note").textContent = dataset.units ?
+    "(each territory one piece of the unit map)" : "(needs a dataset with unit polygons)";
   $("run").disabled = false;
 }
 
@@ -197,13 +210,16 @@ async function uploadDataset(event) {
   event.preventDefault();
   const form = new FormData($("upload-form"));
   if (!form.get("name")) form.delete("name");
+  const units = form.get("units");
+  if (!units || !units.size) form.delete("units");  // an empty file part is not "no units"
   $("upload-dataset").disabled = true;
   try {
     const dataset = await apiJson("/v1/datasets", { method: "POST", body: form });
     useDataset(dataset);
     await refreshDatasets();
-    showMessage("info", "Dataset uploaded",
-                el("p", {}, `${dataset.accounts} accounts and ${dataset.reps} reps are valid.`));
+    const polygons = dataset.units ? ` and ${dataset.units} unit polygons` : "";
+    showMessage("info", "Dataset uploaded", el("p", {},
+      `${dataset.accounts} accounts, ${dataset.reps} reps${polygons} are valid.`));
   } catch (error) {
     showProblem(error, "Upload rejected");
   } finally {
@@ -229,6 +245,7 @@ function scenarioFromForm() {
     solver: { time_limit: numberOf("time-limit") ?? 30 },
   };
   if (mode === "design") scenario.territories = numberOf("territories") ?? 6;
+  if ($("contiguity").checked && !$("contiguity").disabled) scenario.contiguity = true;
   const maxShare = numberOf("max-share");
   // The limit only means something when there is a current alignment to move away from.
   if (mode === "align" && maxShare !== null) scenario.disruption = { max_share: maxShare / 100 };
@@ -397,7 +414,8 @@ function popupOf(p) {
 
 // ---------- result: KPIs, moves, compare ----------
 
-// [label, path in kpis.before/after, formatter, direction: -1 lower is better, +1 higher]
+// [label, path in kpis.before/after, formatter, direction: -1 lower is better, +1 higher,
+//  optional: shown only when the summary has it]
 const KPIS = [
   ["Workload max / fair share", "balance.workload.max_over_fair", (v) => fmt(v, 2), -1],
   ["Workload min / fair share", "balance.workload.min_over_fair", (v) => fmt(v, 2), 1],
@@ -406,6 +424,8 @@ const KPIS = [
   ["Travel (visits × km)", "travel.total", (v) => fmt(v, 0), -1],
   ["Accounts moved", "disruption.accounts_moved_share", pct, -1],
   ["Reps over capacity", "utilisation.over_capacity_reps", (v) => fmt(v, 0), -1],
+  // Plans drawn from unit polygons: extra pieces of territories (0 = all contiguous).
+  ["Disconnected parts", "geography.disconnected_parts", (v) => fmt(v, 0), -1, true],
 ];
 
 function kpiTable(summary) {
@@ -415,7 +435,9 @@ function kpiTable(summary) {
   const head = el("tr", {}, el("th", { scope: "col" }, "Figure"),
                   before ? el("th", { scope: "col", class: "num" }, "Before") : null,
                   el("th", { scope: "col", class: "num" }, "After"));
-  const rows = KPIS.map(([label, path, format, direction]) => {
+  const shown = KPIS.filter(([, path, , , optional]) => !optional ||
+    get(after, path) != null || (before && get(before, path) != null));
+  const rows = shown.map(([label, path, format, direction]) => {
     const a = get(after, path);
     const b = before ? get(before, path) : undefined;
     let cls = "num";

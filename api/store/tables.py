@@ -98,7 +98,9 @@ class ApiKey(Base):
 
 
 class Dataset(Base):
-    """Validated input tables, stored once as CSV text and reused by many jobs."""
+    """Validated input tables, stored once as CSV text and reused by many jobs; optional unit
+    polygons as GeoJSON text (WGS84, `unit_id` and geometry, as `geo.load_units` read them).
+    A dataset without reps (a design-only bundled set) has reps_count 0 and reps_csv ''."""
 
     __tablename__ = "datasets"
 
@@ -113,6 +115,8 @@ class Dataset(Base):
     accounts_csv: Mapped[str] = mapped_column(Text, deferred=True)
     reps_csv: Mapped[str] = mapped_column(Text, deferred=True)
     distances_csv: Mapped[str | None] = mapped_column(Text, deferred=True, default=None)
+    units_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    units_geojson: Mapped[str | None] = mapped_column(Text, deferred=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -242,3 +242,40 @@ def test_design_mode_draws_the_requested_territories(driver: Any,
     # A greenfield design has no "before": the table shows the plan's figures alone.
     headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#kpis thead th")]
     assert headers == ["Figure", "After"]
+
+
+def test_contiguous_design_on_county_polygons(driver: Any, server: tuple[ApiServer, str],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _open(driver, server)
+    contiguity = driver.find_element(By.ID, "contiguity")
+    assert not contiguity.is_enabled() and "needs" in _text(driver, "contiguity-note")
+    Select(driver.find_element(By.ID, "bundled-select")).select_by_value("ga-counties")
+    driver.find_element(By.ID, "import-bundled").click()
+    wait_for(lambda: "159 unit polygons" in _text(driver, "dataset-info"), timeout=60,
+             what="the counties and their polygons to be imported")
+    # No reps: the page switches to design; the polygons make contiguity possible.
+    assert Select(driver.find_element(By.ID, "mode")).first_selected_option \
+        .get_attribute("value") == "design"
+    assert contiguity.is_enabled() and not contiguity.is_selected()
+    contiguity.click()
+    for field, value in (("territories", "5"), ("tolerance", "20"), ("time-limit", "5")):
+        box = driver.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value)
+    driver.find_element(By.ID, "run").click()
+
+    paths = "#map .leaflet-overlay-pane svg path"
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, paths)) == 5,
+             timeout=JOB_TIMEOUT, what="5 contiguous territories on the map")
+    assert "succeeded" in _text(driver, "p-state")
+    parts = driver.find_element(By.CSS_SELECTOR,
+                                "#kpis td[data-kpi='geography.disconnected_parts']").text
+    assert parts == "0"  # every territory in one piece
+    within = driver.find_element(
+        By.CSS_SELECTOR, "#kpis td[data-kpi='balance.workload.share_within_tolerance']").text
+    assert within == "100.0 %"  # the hard ±20 % band holds for every territory
+    driver.execute_script("document.getElementById('map').scrollIntoView()")
+    _report(_screenshot(driver, "planner-contiguous-design"), capsys)
