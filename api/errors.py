@@ -6,6 +6,8 @@ handlers here turn them into responses, so no service knows about HTTP.
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from typing import Any
 
@@ -14,9 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.schemas import Problem
 from optimizer.errors import InputError, Issue
 
 PROBLEM_JSON = "application/problem+json"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 log = logging.getLogger(__name__)
 
 
@@ -27,9 +31,10 @@ class ServiceError(Exception):
     slug = "internal-error"
     title = "Internal error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers
 
 
 class NotFoundError(ServiceError):
@@ -103,8 +108,10 @@ def _validation_issues(exc: RequestValidationError) -> list[Issue]:
 
 def _on_service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
-    return problem(exc.status, exc.slug, exc.title, exc.detail, headers=headers)
+    headers = dict(exc.headers or {})
+    if isinstance(exc, AuthenticationError):
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem(exc.status, exc.slug, exc.title, exc.detail, headers=headers or None)
 
 
 def _on_input_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -122,16 +129,73 @@ def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
                    f"{len(issues)} problem(s) in the request; see issues", issues=issues)
 
 
-def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _path_matches(template: str, path: str) -> bool:
+    want, got = template.strip("/").split("/"), path.strip("/").split("/")
+    return len(want) == len(got) and all(
+        w == g or (w.startswith("{") and w.endswith("}") and g != "")
+        for w, g in zip(want, got, strict=True))
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The methods the OpenAPI document lists for this path. Starlette's 405 names only the
+    first route matching the path, but GET and POST of one path are separate routes here."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _path_matches(template, request.url.path):
+            methods |= {m.upper() for m in operations if m.upper() in HTTP_METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return ", ".join(sorted(methods)) or None
+
+
+def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-    return problem(exc.status_code, slug, str(exc.detail), str(exc.detail),
-                   headers=dict(exc.headers or {}))
+    slug = {400: "bad-request", 404: "not-found",
+            405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), headers=headers)
 
 
 def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
     return problem(500, "internal-error", "Internal error", "the server failed; see its log")
+
+
+def document_problems(app: FastAPI) -> None:
+    """Document every error answer as it is sent: application/problem+json with the Problem
+    schema. (FastAPI documents its own 422 as application/json with a body we never send,
+    and a `model` adds an application/json entry beside problem+json.)"""
+    generate = app.openapi
+    done: list[dict[str, Any]] = []
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # cached by FastAPI until the routes change
+        if done and done[0] is document:
+            return document
+        done[:] = [document]
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("Problem", Problem.model_json_schema())
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                if "requestBody" in operation:  # a body that is not even UTF-8/JSON/multipart
+                    operation["responses"].setdefault("400", {
+                        "description": "The body cannot be parsed"})
+                for status, response in operation.get("responses", {}).items():
+                    if str(status)[:1] in ("4", "5"):
+                        response["content"] = copy.deepcopy(content)
+                        if status == "422" and response.get("description") == \
+                                "Validation Error":
+                            response["description"] = "Invalid request (field-level issues)"
+        text = json.dumps(document["paths"])
+        for unused in ("HTTPValidationError", "ValidationError"):
+            if f"#/components/schemas/{unused}" not in text:
+                schemas.pop(unused, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_problem_handlers(app: FastAPI) -> None:

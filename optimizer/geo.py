@@ -20,6 +20,7 @@ Coordinates in and out are WGS84 (EPSG:4326) longitude/latitude.
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ OUTLINE_EDGE_FACTOR = 4.0
 OUTLINE_MARGIN = 0.2
 MIN_OUTLINE_EDGE_M = 2_000.0  # for very dense or tiny data sets
 SINGLE_POINT_RADIUS_M = 10_000.0  # outline of one location (or of coincident points only)
+MAX_DRAWN_LATITUDE = 85.0  # account polygons are drawn up to here (see `undrawable_extent`)
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,6 +78,24 @@ def local_crs(lon: np.ndarray, lat: np.ndarray) -> pyproj.CRS:
     lat0 = float(np.median(lat[ok]))
     return pyproj.CRS.from_proj4(
         f"+proj=laea +lat_0={lat0:.6f} +lon_0={lon0:.6f} +datum=WGS84 +units=m +no_defs")
+
+
+def undrawable_extent(lat: np.ndarray, lon: np.ndarray) -> str | None:
+    """The likely reason account polygons of these WGS84 points fail to draw, or None
+    (to explain a failed drawing in the run's warnings).
+
+    Voronoi cells are built in a local projection and brought back to longitude/latitude;
+    near a pole or across the antimeridian that can wrap them around the globe (invalid
+    geometries). Such data are solved like any other; only the drawings are skipped.
+    """
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    if not ok.any():
+        return None
+    if float(np.abs(lat[ok]).max()) > MAX_DRAWN_LATITUDE:
+        return f"accounts beyond {MAX_DRAWN_LATITUDE:g}° latitude (near a pole)"
+    if (lon[ok] > 90).any() and (lon[ok] < -90).any():
+        return "accounts on both sides of the antimeridian (180° longitude)"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,6 +134,8 @@ def load_units(path: str | Path) -> gpd.GeoDataFrame:
     if p.suffix.lower() not in UNIT_SUFFIXES:
         raise InputError([Issue(name, None, None, "unsupported units file (use GeoJSON, "
                                 "GeoPackage or a shapefile, optionally zipped)")])
+    if p.suffix.lower() == ".zip":
+        _check_zip(p)
     try:
         gdf = gpd.read_file(p)
     except Exception as exc:  # pyogrio raises several unrelated types for unreadable files
@@ -132,19 +154,42 @@ def load_units(path: str | Path) -> gpd.GeoDataFrame:
     geoms, geom_issues = _polygonal(gdf.geometry.to_numpy(), name)
     issues += geom_issues
     crs = gdf.crs
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms) if not issues else [np.nan] * 4
+    in_degrees = minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90
     if crs is None:
-        minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-        if np.isfinite([minx, miny, maxx, maxy]).all() and not (
-                minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
+        if np.isfinite([minx, miny, maxx, maxy]).all() and not in_degrees:
             issues.append(Issue(name, None, "geometry", "no coordinate reference system and the "
                                 "coordinates are not degrees; add a .prj or use GeoJSON"))
         crs = WGS84
+    elif pyproj.CRS(crs).is_geographic and np.isfinite([minx, maxx]).all() and not in_degrees:
+        # GeoJSON is WGS84 by definition; projected metres in one are a mistake.
+        issues.append(Issue(name, None, "geometry", f"coordinates out of the range of degrees "
+                            f"(x {minx:g} to {maxx:g}, y {miny:g} to {maxy:g}): projected "
+                            "coordinates need a file with their CRS (GeoPackage, .prj)"))
     if issues:
         raise InputError(issues)
     out = gpd.GeoDataFrame(gdf.drop(columns="geometry").assign(unit_id=ids),
                            geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
     out = out.to_crs(WGS84) if out.crs is not None and not out.crs.equals(WGS84) else out
     return out.reset_index(drop=True)
+
+
+def _check_zip(path: Path) -> None:
+    """A zipped shapefile must be a whole archive holding a .shp (GDAL's own messages for
+    a truncated zip speak of missing files)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError([Issue(path.name, None, None, f"not a readable zip archive "
+                                f"(truncated or corrupt?): {exc}")]) from exc
+    if broken is not None:
+        raise InputError([Issue(path.name, None, None, f"the zip archive is corrupt at "
+                                f"{broken!r} (truncated upload?)")])
+    if not any(n.lower().endswith(".shp") for n in names):
+        raise InputError([Issue(path.name, None, None, "the zip holds no shapefile (.shp with "
+                                "its .shx, .dbf and .prj)")])
 
 
 def _id_text(values: pd.Series) -> pd.Series:
@@ -170,6 +215,10 @@ def _polygonal(geoms: np.ndarray, source: str) -> tuple[np.ndarray, list[Issue]]
         if shapely.get_type_id(g) not in (3, 6, 7):  # Polygon, MultiPolygon, collection
             issues.append(Issue(source, i + 1, "geometry",
                                 f"not a polygon ({g.geom_type})"))
+            continue
+        if not np.isfinite(shapely.get_coordinates(g)).all():  # GEOS fails on NaN/inf
+            issues.append(Issue(source, i + 1, "geometry", "coordinates that are not finite "
+                                "numbers (NaN or infinity)"))
             continue
         if shapely.is_valid(g) and shapely.get_type_id(g) != 7:
             continue

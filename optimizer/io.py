@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
+import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -21,44 +22,80 @@ from optimizer.validate import validate_alignment, validate_design
 T = TypeVar("T", bound=BaseModel)
 
 
-def read_table(path: str | Path, source: str | None = None) -> pd.DataFrame:
+class TooManyRowsError(InputError):
+    """A table longer than the caller's limit; raised before the rest of it is read."""
+
+    def __init__(self, source: str, limit: int, setting: str | None) -> None:
+        self.limit = limit
+        named = f" ({setting})" if setting else ""
+        super().__init__([Issue(source, None, None,
+                                f"the table has more than {limit:,} rows, the limit{named}")])
+
+
+def read_table(path: str | Path, source: str | None = None, *, max_rows: int | None = None,
+               limit_name: str | None = None) -> pd.DataFrame:
     """A table as strings-and-numbers, from .csv, .parquet, .geojson/.json or .xlsx.
 
     CSV cells are read as text so ids keep their leading zeros; validation parses numbers.
     GeoJSON point features without lat/lon properties get them from the geometry.
+    With `max_rows`, a longer table raises TooManyRowsError (naming `limit_name`, the
+    setting) after reading at most `max_rows + 1` rows of a CSV or Excel file, or only the
+    row count of a Parquet file.
     """
     p = Path(path)
     name = source or p.name
     if not p.exists():
         raise InputError([Issue(name, None, None, f"file not found: {p}")])
     suffix = p.suffix.lower()
+    nrows = None if max_rows is None else max_rows + 1
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(p)
-        if suffix in (".geojson", ".json"):
-            return _read_geojson(p)
-        if suffix in (".xlsx", ".xls"):
-            return pd.read_excel(p, dtype=str)
-        return pd.read_csv(p, dtype=str, skipinitialspace=True, encoding="utf-8-sig")
+            if max_rows is not None and pq.ParquetFile(p).metadata.num_rows > max_rows:
+                raise TooManyRowsError(name, max_rows, limit_name)
+            frame = pd.read_parquet(p)
+        elif suffix in (".geojson", ".json"):
+            frame = _read_geojson(p, name)
+        elif suffix in (".xlsx", ".xls"):
+            frame = pd.read_excel(p, dtype=str, nrows=nrows)
+        else:
+            frame = pd.read_csv(p, dtype=str, skipinitialspace=True, encoding="utf-8-sig",
+                                nrows=nrows)
+        if max_rows is not None and len(frame) > max_rows:
+            raise TooManyRowsError(name, max_rows, limit_name)
+        return frame
     except InputError:
         raise
     except (ValueError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError([Issue(name, None, None, f"cannot read the file: {exc}")]) from exc
 
 
-def _read_geojson(path: Path) -> pd.DataFrame:
+def _read_geojson(path: Path, source: str) -> pd.DataFrame:
     doc = json.loads(path.read_text(encoding="utf-8"))
     features = doc.get("features") if isinstance(doc, dict) else None
     if not isinstance(features, list):
-        raise InputError([Issue(path.name, None, None, "not a GeoJSON FeatureCollection")])
+        raise InputError([Issue(source, None, None, "not a GeoJSON FeatureCollection")])
     rows = []
-    for f in features:
-        props = dict(f.get("properties") or {})
-        geom = f.get("geometry") or {}
+    issues = []
+    for row, f in enumerate(features, start=1):
+        # Hostile or broken files: say which feature is wrong instead of failing on it.
+        props = f.get("properties") if isinstance(f, dict) else None
+        geom = f.get("geometry") if isinstance(f, dict) else None
+        if not isinstance(f, dict) or not isinstance(props or {}, dict) or \
+                not isinstance(geom or {}, dict):
+            issues.append(Issue(source, row, None, "not a GeoJSON Feature with a properties "
+                                "object and a geometry object (or null)"))
+            continue
+        props = dict(props or {})
+        geom = geom or {}
         if geom.get("type") == "Point" and "lat" not in props and "lon" not in props:
-            coords = geom.get("coordinates") or [None, None]
+            coords = geom.get("coordinates")
+            if not isinstance(coords, list) or len(coords) < 2:
+                issues.append(Issue(source, row, "geometry", "a Point needs [lon, lat]"))
+                continue
             props["lon"], props["lat"] = coords[0], coords[1]
         rows.append(props)
+    if issues:
+        raise InputError(issues)
     return pd.DataFrame(rows)
 
 
@@ -137,6 +174,27 @@ def read_design(accounts: str | Path, scenario: Scenario,
     dist = read_table(distances) if distances is not None else None
     names = (Path(accounts).name, Path(distances).name if distances else "distances")
     return validate_design(acc, dist, scenario.metric, sources=names)
+
+
+def read_plan(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A finished plan: territories.csv and (if there) assignments.csv of a run's output
+    folder, or a territories table given directly. Text cells as in `read_table`."""
+    p = Path(path)
+    if p.is_dir():
+        territories = read_table(p / "territories.csv")
+        assigned = p / "assignments.csv"
+        assignments = read_table(assigned) if assigned.exists() else None
+    else:
+        territories, assignments = read_table(p), None
+    if "territory_id" not in territories.columns:
+        raise InputError([Issue("territories.csv" if p.is_dir() else p.name, None,
+                                "territory_id", "required column is missing")])
+    if assignments is not None:
+        missing = [c for c in ("account_id", "territory_id") if c not in assignments.columns]
+        if missing:
+            raise InputError([Issue("assignments.csv", None, c, "required column is missing")
+                              for c in missing])
+    return territories, assignments
 
 
 def json_safe(value: Any) -> Any:

@@ -20,6 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.errors import GEOSException
 
 from optimizer.geo import (
     WGS84,
@@ -29,6 +30,7 @@ from optimizer.geo import (
     dissolve_cells,
     geo_kpis,
     territory_polygons,
+    undrawable_extent,
     unit_components,
 )
 from optimizer.maps import write_map_html, write_map_png
@@ -221,43 +223,55 @@ def write_geo_outputs(out_dir: str | Path, accounts: pd.DataFrame, reps: pd.Data
         notes.append("accounts have no coordinates (lat, lon) and no units were given: "
                      "territories.geojson, map.png and map.html are not written")
     else:
-        cells = account_cells(*coords) if coords is not None and units is None else None
-        after = territory_polygons(accounts, assignments, units, cells=cells)
-        notes += after.attrs.get("warnings", [])
-        components = (unit_components(accounts, assignments, units)
-                      if units is not None else None)
-        pp = compactness(after)
-        table["compactness"] = table["territory_id"].astype(str).map(pp)
-        if components is not None:
-            table["parts"] = table["territory_id"].astype(str).map(components)
-        if isinstance(kpis_out.get("after"), dict):
-            kpis_out["after"]["geography"] = geo_kpis(after, components)
-        before_plan = _previous_plan(assignments)
-        if before_plan is not None and isinstance(kpis_out.get("before"), dict):
-            before = territory_polygons(accounts, before_plan, units, cells=cells)
-            before_parts = (unit_components(accounts, before_plan, units)
-                            if units is not None else None)
-            kpis_out["before"]["geography"] = geo_kpis(before, before_parts)
+        try:
+            cells = account_cells(*coords) if coords is not None and units is None else None
+            after = territory_polygons(accounts, assignments, units, cells=cells)
+            notes += after.attrs.get("warnings", [])
+            components = (unit_components(accounts, assignments, units)
+                          if units is not None else None)
+            pp = compactness(after)
+            table["compactness"] = table["territory_id"].astype(str).map(pp)
+            if components is not None:
+                table["parts"] = table["territory_id"].astype(str).map(components)
+            if isinstance(kpis_out.get("after"), dict):
+                kpis_out["after"]["geography"] = geo_kpis(after, components)
+            before_plan = _previous_plan(assignments)
+            if before_plan is not None and isinstance(kpis_out.get("before"), dict):
+                before = territory_polygons(accounts, before_plan, units, cells=cells)
+                before_parts = (unit_components(accounts, before_plan, units)
+                                if units is not None else None)
+                kpis_out["before"]["geography"] = geo_kpis(before, before_parts)
 
-        path = out / "territories.geojson"
-        path.write_text(territories_geojson(after, table), encoding="utf-8")
-        written.append(path)
+            path = out / "territories.geojson"
+            path.write_text(territories_geojson(after, table), encoding="utf-8")
+            written.append(path)
 
-        outlines, outline_label = _outlines(accounts, cells, units)
-        centres = _centres(accounts, reps, table, units)
-        points = accounts.copy()
-        points["territory_id"] = points["account_id"].astype(str).map(
-            pd.Series(assignments["territory_id"].to_numpy(),
-                      index=assignments["account_id"].astype(str).to_numpy()))
-        if coords is None:
-            points = points.iloc[0:0].assign(lat=pd.Series(dtype=float),
-                                             lon=pd.Series(dtype=float))
-        written.append(write_map_png(out / "map.png", after, points, centres, heading, outlines,
-                                     outline_label=outline_label or "border"))
-        popup = table.drop(columns=[c for c in ("centre",) if c in table.columns
-                                    and table[c].isna().all()])
-        written.append(write_map_html(out / "map.html", after, popup, points, centres=centres,
-                                      outlines=outlines, title=heading))
+            outlines, outline_label = _outlines(accounts, cells, units)
+            centres = _centres(accounts, reps, table, units)
+            points = accounts.copy()
+            points["territory_id"] = points["account_id"].astype(str).map(
+                pd.Series(assignments["territory_id"].to_numpy(),
+                          index=assignments["account_id"].astype(str).to_numpy()))
+            if coords is None:
+                points = points.iloc[0:0].assign(lat=pd.Series(dtype=float),
+                                                 lon=pd.Series(dtype=float))
+            written.append(write_map_png(out / "map.png", after, points, centres, heading,
+                                         outlines, outline_label=outline_label or "border"))
+            popup = table.drop(columns=[c for c in ("centre",) if c in table.columns
+                                        and table[c].isna().all()])
+            written.append(write_map_html(out / "map.html", after, popup, points,
+                                          centres=centres, outlines=outlines, title=heading))
+        except GEOSException as exc:
+            # A finished plan is never lost to its drawing: skip the maps, keep the rest.
+            why = (undrawable_extent(*coords) if coords is not None else None) or str(exc)
+            notes.append(f"territory polygons could not be drawn ({why}): "
+                         "territories.geojson, map.png and map.html are not written")
+            table = territories.copy()
+            kpis_out = copy.deepcopy(dict(kpis or {}))
+            for name in ("territories.geojson", "map.png", "map.html"):
+                (out / name).unlink(missing_ok=True)
+            written = [w for w in written if w.parent != out or w.name not in
+                       ("territories.geojson", "map.png", "map.html")]
 
     for note in notes:
         warnings.warn(note, OutputWarning, stacklevel=2)

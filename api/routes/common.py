@@ -10,7 +10,8 @@ from api.errors import PROBLEM_JSON
 from api.schemas import Problem
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+# Bounded: the databases take 64-bit offsets, and a bigger number was a 500.
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
