@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     CELERY_QUEUE: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")] = "territory-jobs"
     # Processes the local executor runs beside the API: each solves one job at a time.
     LOCAL_WORKERS: Annotated[int, Field(ge=1, le=64)] = 2
+    # Requests of one API process that hold a database session at once; the others wait
+    # their turn without a thread (api.deps). The connection pool is this + 5.
+    DB_REQUEST_SESSIONS: Annotated[int, Field(ge=1, le=500)] = 20
 
     # Limits: a request body, and what one job may ask for.
     MAX_REQUEST_BYTES: Annotated[int, Field(ge=1_024, le=2_147_483_648)] = 50_000_000
@@ -44,6 +47,10 @@ class Settings(BaseSettings):
     JOB_STALE_SECONDS: PositiveSeconds = 60.0
     JOB_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=100)] = 3
     RECOVERY_INTERVAL_SECONDS: PositiveSeconds = 10.0
+    # A queued job sent to the executor this long ago and still not started is sent again:
+    # its message may be gone (Redis restarted without persistence, a worker that took it
+    # and failed before claiming it). A duplicate costs one look-up: the claim drops it.
+    JOB_REDISPATCH_SECONDS: PositiveSeconds = 120.0
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api.config import Settings, get_settings
-from api.errors import install_problem_handlers
+from api.errors import document_problems, install_problem_handlers
 from api.executors.factory import make_executor
 from api.jobs.recovery import RecoveryLoop
 from api.metrics import ServiceMetrics
@@ -37,7 +37,7 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = Database(settings.DATABASE_URL)
+    db = Database(settings.DATABASE_URL, request_sessions=settings.DB_REQUEST_SESSIONS)
     metrics = ServiceMetrics(db)
 
     @asynccontextmanager
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = db
     app.state.metrics = metrics
     install_problem_handlers(app)
+    document_problems(app)
     app.include_router(api_router)
     app.include_router(health.router)
     app.include_router(web.router)

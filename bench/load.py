@@ -5,6 +5,9 @@ never reached an end state, or is missing from the tenant's job list.
 
     python bench/load.py                       # own server: SQLite, local executor
     python bench/load.py --clients 50 --jobs 300 --duration 60
+    python bench/load.py --executor celery --workers 2 --clients 100 --duration 60
+                        # own server and 2 `territory worker` processes on the real PostgreSQL
+                        # (a database of its own, dropped after) and Redis on 127.0.0.1
     python bench/load.py --url http://127.0.0.1:8000 --key trk_...   # an existing server
 
 Writes bench/load.json and prints a Markdown snippet. Not a test: it measures; the service
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 FINISHED = {"succeeded", "failed", "cancelled"}
 POLL_SECONDS = 0.5
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL",
+                                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
 def small_instance(seed: int, accounts: int = 30, reps: int = 3) -> dict[str, Any]:
@@ -55,6 +62,7 @@ SCENARIO = {"balance": {"workload": {"tolerance": 0.3}}, "solver": {"time_limit"
 @dataclass
 class Tally:
     submit_ms: list[float] = field(default_factory=list)
+    poll_ms: list[float] = field(default_factory=list)
     end_to_end_s: list[float] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)
@@ -86,11 +94,14 @@ async def client_loop(base_url: str, key: str, budget: list[int], deadline: floa
             tally.accepted.append(job_id)
             while time.monotonic() < deadline + 60:
                 await asyncio.sleep(POLL_SECONDS)
+                polled = time.perf_counter()
                 try:
-                    state = (await client.get(f"/v1/jobs/{job_id}")).json()["state"]
+                    answer = await client.get(f"/v1/jobs/{job_id}")
+                    state = answer.json()["state"]
                 except (httpx.HTTPError, KeyError, ValueError):
                     tally.errors += 1
                     continue
+                tally.poll_ms.append((time.perf_counter() - polled) * 1000)
                 tally.states[job_id] = state
                 if state in FINISHED:
                     tally.end_to_end_s.append(time.perf_counter() - started)
@@ -134,15 +145,61 @@ def free_port() -> int:
 
 
 class OwnServer:
-    """A server for the run: SQLite in a temporary folder, the local executor."""
+    """A server for the run. `local`: SQLite in a temporary folder and the local executor's
+    processes. `celery`: a PostgreSQL database of its own on the real server (dropped after),
+    a Redis database (emptied before and after) and `workers` real `territory worker`
+    processes."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, executor: str = "local") -> None:
         self.folder = tempfile.TemporaryDirectory(prefix="territory-load-")
-        self.url_db = f"sqlite:///{Path(self.folder.name) / 'load.db'}"
+        self.executor = executor
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
+        self.worker_processes: list[subprocess.Popen[bytes]] = []
+        self.database_name: str | None = None
+        if executor == "celery":
+            self.database_name = f"territory_load_{uuid.uuid4().hex[:12]}"
+            self.url_db = self._postgres_url(self.database_name)
+        else:
+            self.url_db = f"sqlite:///{Path(self.folder.name) / 'load.db'}"
+
+    @staticmethod
+    def _postgres_url(name: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
+            hide_password=False)
+
+    def _admin(self, statement: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(statement))
+        finally:
+            admin.dispose()
+
+    def _flush_redis(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+    def _spawn(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        log = (Path(self.folder.name) / f"{name}.log").open("wb")
+        return subprocess.Popen(
+            [sys.executable, "-c", "from optimizer.cli import app; app()", *args],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self, name: str) -> str:
+        path = Path(self.folder.name) / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self) -> str:
         sys.path.insert(0, str(REPO))
@@ -150,39 +207,61 @@ class OwnServer:
         from api.store.db import Database
         from api.store.migrate import upgrade
 
+        if self.database_name is not None:
+            self._admin(f'CREATE DATABASE "{self.database_name}"')
+            self._flush_redis()
         db = Database(self.url_db)
         upgrade(db)
         with db.session() as session:
             key = create_key(session=session, tenant_name="load").key
         db.dispose()
-        env = {**os.environ, "DATABASE_URL": self.url_db, "EXECUTOR": "local",
+        env = {**os.environ, "DATABASE_URL": self.url_db, "EXECUTOR": self.executor,
                "LOCAL_WORKERS": str(self.workers), "LOG_LEVEL": "WARNING",
                "PYTHONPATH": str(REPO)}
-        log = (Path(self.folder.name) / "server.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 90
+        if self.executor == "celery":
+            env.update({"BROKER_URL": REDIS_URL,
+                        "CELERY_QUEUE": f"territory-load-{uuid.uuid4().hex[:8]}",
+                        # celery says "ready." at INFO: the start-up check reads it.
+                        "LOG_LEVEL": "INFO"})
+            self.worker_processes = [self._spawn(["worker"], env, f"worker-{n}")
+                                     for n in range(self.workers)]
+            self._wait(lambda: all("ready." in self.log(f"worker-{n}")
+                                   for n in range(self.workers)), "the workers")
+            env["LOG_LEVEL"] = "WARNING"
+        self.process = self._spawn(["serve", "--port", str(self.port)], env, "server")
+        self._wait(self._ready, "the server")
+        return key
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(self.url + "/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait(self, check: Any, what: str) -> None:
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return key
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None:
+            if check():
+                return
+            if any(p.poll() is not None for p in [*self.worker_processes,
+                                                   *([self.process] if self.process else [])]):
                 break
             time.sleep(0.25)
-        raise RuntimeError("the server did not start; log: " + str(Path(self.folder.name)))
+        raise RuntimeError(f"{what} did not start; logs in {self.folder.name}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        for process in [*([self.process] if self.process else []), *self.worker_processes]:
+            if process.poll() is None:
+                process.terminate()
+        for process in [*([self.process] if self.process else []), *self.worker_processes]:
             try:
-                self.process.wait(30)
+                process.wait(30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                process.kill()
+                process.wait()
+        if self.database_name is not None:
+            self._admin(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+            self._flush_redis()
         self.folder.cleanup()
 
 
@@ -196,7 +275,8 @@ def report(args: argparse.Namespace, tally: Tally, lost: list[str],
         "clients": args.clients,
         "job_budget": args.jobs,
         "duration_limit_s": args.duration,
-        "local_workers": args.workers if args.url is None else None,
+        "executor": args.executor if args.url is None else None,
+        "workers": args.workers if args.url is None else None,
         "jobs_accepted": len(tally.accepted),
         "jobs_succeeded": states.count("succeeded"),
         "jobs_failed": states.count("failed"),
@@ -204,9 +284,14 @@ def report(args: argparse.Namespace, tally: Tally, lost: list[str],
         "lost_ids": lost[:20],
         "submissions_refused": tally.refused,
         "transport_errors": tally.errors,
+        "errors": tally.errors + sum(tally.refused.values()),
         "submit_latency_ms": {"p50": rounded(percentile(tally.submit_ms, 50)),
                               "p95": rounded(percentile(tally.submit_ms, 95)),
                               "max": rounded(max(tally.submit_ms, default=0.0))},
+        "poll_latency_ms": {"p50": rounded(percentile(tally.poll_ms, 50)),
+                            "p95": rounded(percentile(tally.poll_ms, 95)),
+                            "max": rounded(max(tally.poll_ms, default=0.0))},
+        "requests": len(tally.submit_ms) + len(tally.poll_ms),
         "end_to_end_s": {"p50": rounded(percentile(tally.end_to_end_s, 50), 2),
                          "p95": rounded(percentile(tally.end_to_end_s, 95), 2)},
         "throughput_jobs_per_s": round(len(tally.end_to_end_s) / seconds, 2) if seconds else None,
@@ -216,22 +301,28 @@ def report(args: argparse.Namespace, tally: Tally, lost: list[str],
 
 
 def markdown(r: dict[str, Any]) -> str:
-    lat, e2e = r["submit_latency_ms"], r["end_to_end_s"]
+    lat, e2e, poll = r["submit_latency_ms"], r["end_to_end_s"], r["poll_latency_ms"]
+    where = (f"{r['executor']} executor, {r['workers']} worker processes"
+             if r["executor"] else "an existing server")
     return "\n".join([
         "### Job service under load (loopback)",
         "",
-        f"{r['clients']} concurrent clients, {r['jobs_accepted']} small jobs accepted in "
-        f"{r['seconds']} s ({r['machine']['cpus']} CPUs).",
+        f"{r['clients']} concurrent clients submitting and polling for {r['duration_limit_s']:g} s "
+        f"({where}): {r['jobs_accepted']} small jobs accepted, all settled after "
+        f"{r['seconds']} s ({r['machine']['cpus']} CPUs, shared).",
         "",
         "| metric | value |",
         "|---|---|",
         f"| submission latency p50 / p95 / max | {lat['p50']} / {lat['p95']} / {lat['max']} ms |",
+        f"| status poll latency p50 / p95 / max | {poll['p50']} / {poll['p95']} / "
+        f"{poll['max']} ms |",
+        f"| HTTP requests | {r['requests']} |",
         f"| submit → finished p50 / p95 | {e2e['p50']} / {e2e['p95']} s |",
         f"| throughput | {r['throughput_jobs_per_s']} jobs/s |",
         f"| succeeded / failed | {r['jobs_succeeded']} / {r['jobs_failed']} |",
         f"| **jobs lost** | **{r['jobs_lost']}** |",
-        f"| refused submissions / transport errors | {sum(r['submissions_refused'].values())}"
-        f" / {r['transport_errors']} |",
+        f"| **errors** (refused submissions + transport errors) | **{r['errors']}** "
+        f"({sum(r['submissions_refused'].values())} + {r['transport_errors']}) |",
     ])
 
 
@@ -255,7 +346,11 @@ def main() -> None:
                         help="stop submitting after this many seconds")
     parser.add_argument("--grace", type=float, default=120.0,
                         help="then wait this long for accepted jobs to finish")
-    parser.add_argument("--workers", type=int, default=2, help="local worker processes")
+    parser.add_argument("--executor", choices=("local", "celery"), default="local",
+                        help="local: SQLite and a process pool; celery: the real PostgreSQL "
+                             "and Redis on 127.0.0.1 with `territory worker` processes")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker processes (local pool size, or celery workers)")
     parser.add_argument("--url", help="an existing server instead of starting one")
     parser.add_argument("--key", help="API key for --url")
     parser.add_argument("--out", type=Path, default=HERE / "load.json")
@@ -263,7 +358,7 @@ def main() -> None:
     if args.url and not args.key:
         parser.error("--url needs --key")
 
-    server = None if args.url else OwnServer(args.workers)
+    server = None if args.url else OwnServer(args.workers, args.executor)
     try:
         key = args.key if server is None else server.start()
         base_url = args.url if server is None else server.url
@@ -274,7 +369,7 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(markdown(result))
     print(f"\n(written to {args.out})")
-    if result["jobs_lost"]:
+    if result["jobs_lost"] or result["errors"]:
         sys.exit(1)
 
 

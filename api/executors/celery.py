@@ -29,11 +29,17 @@ from api.config import Settings
 from api.executors.factory import runner_config
 from api.jobs import lifecycle
 from api.jobs.runner import RunnerConfig, run_job
-from api.store.db import Database
+from api.store.db import DEFAULT_REQUEST_SESSIONS, Database
 
 log = logging.getLogger(__name__)
 TASK_NAME = "territory.run_job"
 BROKER_PING_SECONDS = 2.0
+# A broker that hangs without closing the connection (failover, a dropped route) must not
+# hang a submission forever: its publish gives up after this long and recovery re-sends.
+BROKER_SOCKET_SECONDS = 5.0
+# Broker connections (kombu's producer pool) of one API process: one per request that may
+# hold a session (api.store.db) plus the recovery loop, so no publish waits for a producer.
+BROKER_POOL_LIMIT = DEFAULT_REQUEST_SESSIONS + 2
 
 # One database handle per worker pool process, made after the fork (never inherited).
 _process_db: dict[int, Database] = {}
@@ -67,10 +73,13 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
+        broker_pool_limit=BROKER_POOL_LIMIT,
         # Unacknowledged messages of a vanished worker come back after this long; the
         # heartbeat recovery usually re-runs the job much sooner, the claim drops the copy.
         broker_transport_options={"visibility_timeout": max(3_600.0,
-                                                            settings.MAX_TIME_LIMIT * 2)},
+                                                            settings.MAX_TIME_LIMIT * 2),
+                                  "socket_timeout": BROKER_SOCKET_SECONDS,
+                                  "socket_connect_timeout": BROKER_SOCKET_SECONDS},
     )
     config = runner_config(settings)
 

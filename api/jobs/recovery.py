@@ -3,7 +3,9 @@
 At API start and then every RECOVERY_INTERVAL_SECONDS, in every API process:
 - a running job whose process is gone (same host, pid not alive) or whose heartbeat is older
   than JOB_STALE_SECONDS is re-queued, or failed with the reason after JOB_MAX_ATTEMPTS;
-- re-queued jobs and queued jobs never handed to the executor are dispatched;
+- re-queued jobs and queued jobs never handed to the executor are dispatched, and so are
+  queued jobs handed over more than JOB_REDISPATCH_SECONDS ago and not started since (the
+  broker may have lost the message: a Redis restart without persistence loses them all);
 - at start only, every queued job is dispatched again (the previous process may have died
   with them in its local queue; a duplicate in the broker is dropped by the claim).
 Concurrent passes in several API processes are safe: each transition is conditional.
@@ -15,7 +17,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from api.config import Settings
 from api.executors.base import Executor
@@ -54,8 +56,12 @@ def recovery_pass(*, db: Database, executor: Executor, settings: Settings,
         unsent = select(Job.id).where(Job.state == JobState.queued)
         if not resend_all_queued:
             # Skip jobs just committed: the request that stored them is dispatching them.
-            settled = utcnow() - timedelta(seconds=UNSENT_GRACE_SECONDS)
-            unsent = unsent.where(Job.dispatched_at.is_(None), Job.created_at < settled)
+            now = utcnow()
+            settled = now - timedelta(seconds=UNSENT_GRACE_SECONDS)
+            overdue = now - timedelta(seconds=settings.JOB_REDISPATCH_SECONDS)
+            unsent = unsent.where(or_(
+                and_(Job.dispatched_at.is_(None), Job.created_at < settled),
+                Job.dispatched_at < overdue))
         ids = list(dict.fromkeys([*requeued,
                                   *session.scalars(unsent.order_by(Job.created_at)).all()]))
         if ids:

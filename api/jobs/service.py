@@ -20,6 +20,7 @@ from api.config import Settings
 from api.datasets import dataset_inputs, get_dataset_or_raise
 from api.errors import (
     IdempotencyMismatchError,
+    LimitExceededError,
     NotFoundError,
     NotReadyError,
     StateConflictError,
@@ -64,8 +65,19 @@ def check_inputs(runner: KindRunner, inputs: JobInputs, settings: Settings) -> N
     check_table_sizes(accounts=len(inputs.accounts), reps=len(inputs.reps),
                       distances=None if inputs.distances is None else len(inputs.distances),
                       settings=settings)
+    for name, table in inputs.tables.items():  # quota tables: one row per territory or rep
+        if len(table) > settings.MAX_ACCOUNTS:
+            raise LimitExceededError(f"{len(table):,} {name} exceed this server's limit of "
+                                     f"{settings.MAX_ACCOUNTS:,} rows per table (MAX_ACCOUNTS)")
     runner.check(inputs)
     check_time_limit(inputs.scenario, default=runner.default_time_limit, settings=settings)
+    # A kind that runs many solves (capacity: one design per N) says what they add up to.
+    budget = getattr(runner, "time_budget", None)
+    if budget is not None and (asked := float(budget(inputs.scenario))) > \
+            settings.MAX_TIME_LIMIT:
+        raise LimitExceededError(f"the designs of the sweep may take {asked:g} s (time_limit "
+                                 f"× designs), over this server's limit of "
+                                 f"{settings.MAX_TIME_LIMIT:g} s per job (MAX_TIME_LIMIT)")
 
 
 def find_idempotent(*, session: Session, model: type[Stored], tenant: Tenant,
@@ -84,7 +96,11 @@ def find_idempotent(*, session: Session, model: type[Stored], tenant: Tenant,
 
 def dispatch(*, session: Session, executor: Executor, job_ids: list[str]) -> None:
     """Hand committed jobs to the executor. A job the executor refuses stays queued: the
-    recovery loop dispatches it again, so a broker outage delays jobs but loses none."""
+    recovery loop dispatches it again, so a broker outage delays jobs but loses none.
+
+    No transaction is open while the broker is talked to (it may be slow or down for
+    seconds): the connection is back in the pool, and mark_dispatched takes one after."""
+    session.commit()
     sent = []
     for job_id in job_ids:
         try:
@@ -93,8 +109,16 @@ def dispatch(*, session: Session, executor: Executor, job_ids: list[str]) -> Non
         except Exception as exc:
             log.warning("dispatch failed; the recovery loop will retry: %s",
                         type(exc).__name__, extra={"job_id": job_id})
-    lifecycle.mark_dispatched(session=session, job_ids=sent)
-    session.commit()
+    try:
+        lifecycle.mark_dispatched(session=session, job_ids=sent)
+        session.commit()
+    except Exception as exc:
+        # The jobs are stored and sent; unmarked, recovery sends them once more (the claim
+        # drops the copy). Failing here would tell a client its stored job was refused.
+        # close, not rollback: rollback would expire the caller's loaded jobs.
+        session.close()
+        log.warning("could not mark jobs dispatched; recovery will send them again: %s",
+                    type(exc).__name__, extra={"jobs": len(sent)})
 
 
 def submit_job(*, session: Session, tenant: Tenant, job_in: JobCreate,

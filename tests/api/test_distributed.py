@@ -11,24 +11,16 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import pytest
-import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from api.store.db import Database
-from api.store.tables import Job
 from tests.api.conftest import CLOCKS
 from tests.api.harness import (
     MEDIUM_SCENARIO,
     QUICK_SCENARIO,
-    ApiServer,
     ServiceProcess,
     free_port,
     make_key,
@@ -37,98 +29,22 @@ from tests.api.harness import (
     wait_for,
     wait_for_job,
 )
+from tests.api.services import Cluster, empty_redis_database, fresh_postgres_database
 
 pytestmark = pytest.mark.services
-
-POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL",
-                                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-def _unavailable(reason: str) -> None:
-    """In CI the services must be there (.ci/run starts them): fail, never skip silently."""
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the real server, dropped afterwards."""
-    name = f"territory_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        _unavailable(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}")
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.flushdb()
-    except redis.RedisError as exc:
-        _unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    try:
-        yield REDIS_URL
-    finally:
-        client.flushdb()
-        client.close()
-
-
-@dataclass
-class Cluster:
-    """Shared database, broker and two workers; API servers are started per test."""
-
-    database_url: str
-    env: dict[str, str]
-    key: str
-    folder: Path
-    workers: list[ServiceProcess] = field(default_factory=list)
-    apis: list[ApiServer] = field(default_factory=list)
-
-    def start_worker(self) -> ServiceProcess:
-        worker = ServiceProcess(["worker"], self.env, self.folder,
-                                f"worker-{len(self.workers) + 1}")
-        worker.start()
-        wait_for(lambda: "ready." in worker.errors() or _exited(worker), timeout=90,
-                 what=f"{worker.name} to be ready")
-        self.workers.append(worker)
-        return worker
-
-    def ensure_workers(self, count: int) -> None:
-        while sum(w.alive() for w in self.workers) < count:
-            self.start_worker()
-
-    def start_api(self, **overrides: str) -> ApiServer:
-        api = ApiServer({**self.env, **overrides}, self.folder, f"api-{len(self.apis) + 1}")
-        self.apis.append(api)
-        api.start(ready=not overrides)
-        return api
-
-    def job(self, job_id: str) -> Job:
-        db = Database(self.database_url)
-        try:
-            with db.sessions() as session:
-                return session.get_one(Job, job_id)
-        finally:
-            db.dispose()
-
-
-def _exited(process: ServiceProcess) -> bool:
-    if not process.alive():
-        raise AssertionError(f"{process.name} exited:\n{process.errors()[-4000:]}")
-    return False
+    with empty_redis_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +57,7 @@ def cluster(postgres_url: str, redis_url: str,
     try:
         yield cluster
     finally:
-        for process in [*cluster.apis, *cluster.workers]:
-            process.stop()
+        cluster.stop()
 
 
 @pytest.fixture
