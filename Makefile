@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run serve worker test test-fast lint bench clean
+.PHONY: install run serve worker test test-fast lint bench bench-quick audit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,10 +38,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## Benchmarks (not tests): writes bench/report.md and bench/report.json
+## Benchmarks (not tests): writes bench/report.md, bench/report.json and the plots
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load.py --executor celery --workers 2 --clients 100 --duration 60 --jobs 5000 --grace 180
+
+## The same harness on small sizes (about a minute), into out/bench-quick
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick --out out/bench-quick
+
+## Known vulnerabilities in the installed dependencies (needs the PyPI JSON API or OSV)
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict
 
 clean:
 	rm -rf out var .pytest_cache .ruff_cache .mypy_cache
