@@ -23,13 +23,29 @@ data's own units (visits × distance).
 Method
 ------
 1. Locate–allocate heuristic: greedy centres, then alternately assign units to the open
-   centres (a small balanced-assignment MIP in HiGHS) and move each centre to its
-   territory's 1-median, until nothing changes. This is the incumbent.
-2. LP relaxation of (1)–(6) over every pair, or with pricing at scale (pairs outside the LP
-   price out with the duals of (2) and (5); their rows (3) are slack).
-3. Reduced-cost fixing: a pair or a centre whose reduced cost exceeds incumbent − LP bound
-   cannot be in a better plan; HiGHS solves the MIP over the rest from the incumbent, and
-   its bound then holds for the full problem.
+   centres and move each centre to its territory's 1-median, until nothing changes. The
+   assignment is a greedy balance (nearest centre, then cheapest moves until the bands hold)
+   improved by a short HiGHS MIP over each unit's 8 nearest open centres. This is the
+   incumbent z.
+2. With at most one band metric: a Lagrangian bound in numpy. Relaxing the assignment rows
+   (2) with multipliers λ leaves one knapsack per candidate (units at reduced cost c − λ,
+   load within the band); L(λ) = Σλ + the N least knapsack values is a lower bound for
+   every λ. The knapsacks are solved exactly over integer loads by dynamic programming when
+   the loads are integers and the table is small (OR-Library: the bound can then exceed
+   the LP's), otherwise fractionally by sorting, sparsely at scale (only pairs of negative
+   reduced cost). Subgradient ascent with Polyak steps towards z; the relaxation's centres
+   seed more locate–allocate runs. With several band metrics: the LP relaxation of
+   (1)–(6) with pricing instead, and its reduced costs below.
+3. Fixing: forcing a candidate open, or a pair (u, j), gives a lower bound on every plan
+   that uses it (the relaxation with j swapped in for its costliest chosen candidate, plus
+   u's knapsack reduced cost). What exceeds the prune level t is dropped, where every plan
+   above t costs at least `floor` (floor = z, or z(1 − gap/2) with a gap target; integral
+   travel: a better plan costs ≤ z − 1). HiGHS then solves (1)–(6) over what is left from
+   the incumbent. Why its bound holds for the full problem: a plan cheaper than floor uses
+   only kept pairs and open centres, so optimum ≥ min(floor, the restricted optimum) ≥
+   min(floor, the MIP's bound); the reported bound is the larger of that and the
+   Lagrangian bound (rounded up when travel is integral). Pruning is valid only against a
+   plan actually found (the incumbent), never against a guess.
 """
 
 from __future__ import annotations
@@ -44,7 +60,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from optimizer import blocks
+from optimizer import blocks, contiguity
 from optimizer.distance import distance_matrix
 from optimizer.domain import DesignData, Scenario
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError
@@ -66,6 +82,9 @@ from optimizer.solve import (
 # unit's nearest candidates, priced with the duals (slow to converge for this LP: the
 # x ≤ y rows make it very degenerate, which is also why the interior-point method is used).
 FULL_LP_PAIRS = 200_000
+# The exact search after fixing is skipped above this many pairs (a Pyomo build and a MIP
+# that size do not close a gap within a planner's time limit).
+MIP_PAIRS_MAX = 400_000
 LP_METHOD = "ipm"
 
 
@@ -147,9 +166,12 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
     ids = acc["account_id"].to_numpy()
     visits = acc["visits"].to_numpy(float)
     travel_acc = visits[:, None] * d
-    travel = np.zeros((len(members), len(cand)))
-    np.add.at(travel, unit_of, np.nan_to_num(travel_acc, nan=np.inf))
-    travel[~np.isfinite(travel)] = np.inf
+    # Account rows summed per unit: rows sorted by unit, then one reduceat (np.add.at is an
+    # order of magnitude slower on a national matrix). An unknown distance (NaN) stays NaN.
+    order = np.argsort(unit_of, kind="stable")
+    starts = np.searchsorted(unit_of[order], np.arange(len(members)))
+    travel = np.add.reduceat(travel_acc[order], starts, axis=0)
+    travel[np.isnan(travel)] = np.inf
 
     totals = amount.sum(axis=0)
     mean = totals / n_terr
@@ -244,20 +266,85 @@ def _greedy_centres(p: DesignProblem, rng: np.random.Generator) -> np.ndarray:
     return np.array(chosen)
 
 
-def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
-              threads: int | None) -> tuple[float, np.ndarray] | None:
-    """Balanced assignment of units to the given open centres (HiGHS MIP)."""
-    sub = np.zeros_like(p.allowed)
-    sub[:, centres] = p.allowed[:, centres]
-    if not sub.any(axis=1).all():
+# The heuristic's allocation offers each unit its ALLOCATE_NEAREST nearest open centres only
+# (all of them when that leaves no balanced assignment): a far smaller MIP at national scale.
+ALLOCATE_NEAREST = 8
+ALLOCATE_SECONDS = 10.0
+
+
+def _balance_greedy(p: DesignProblem, centres: np.ndarray) -> np.ndarray | None:
+    """Each unit to its nearest open centre, then the cheapest single moves out of the worst
+    over-full or into the worst under-full territory until every band holds (one band metric;
+    None when stuck). Position of each unit's centre in `centres`."""
+    metrics = p.metrics()
+    if len(metrics) > 1:
         return None
-    u, j = np.nonzero(sub)
+    t = np.where(p.allowed[:, centres], p.travel[:, centres], np.inf)
+    rows = np.arange(p.n_units)
+    own = np.argmin(t, axis=1)
+    if not np.isfinite(t[rows, own]).all() or not metrics:
+        return own if np.isfinite(t[rows, own]).all() else None
+    k = metrics[0]
+    a, lo, hi = p.amount[:, k], p.lo[k], p.hi[k]
+    load = np.bincount(own, weights=a, minlength=len(centres))
+    tol = 1e-9 * max(1.0, float(a.sum()))
+    for _ in range(4 * p.n_units):
+        over, under = load - hi, lo - load
+        worst = int(np.argmax(np.maximum(over, under)))
+        if max(over[worst], under[worst]) <= tol:
+            return own
+        extra = t - t[rows, own][:, None]
+        if over[worst] > tol:  # move one of its units to a territory with room
+            fits = (load[None, :] + a[:, None] <= hi + tol) & (own == worst)[:, None]
+            fits[:, worst] = False
+        else:  # bring in a unit whose territory can spare it
+            fits = np.zeros_like(extra, dtype=bool)
+            fits[:, worst] = (load[own] - a >= lo - tol) & (own != worst)
+        cost = np.where(fits, extra, np.inf)
+        u, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        if not np.isfinite(cost[u, j]):
+            return None
+        load[own[u]] -= a[u]
+        load[j] += a[u]
+        own[u] = j
+    return None
+
+
+def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
+              threads: int | None, nearest: int | None = ALLOCATE_NEAREST
+              ) -> tuple[float, np.ndarray] | None:
+    """Balanced assignment of units to the given open centres (HiGHS MIP from the greedy
+    balance, which is also the answer when the MIP finds nothing)."""
+    started = time.perf_counter()
+    centres = np.asarray(centres)
+    ok = p.allowed[:, centres]
+    if not ok.any(axis=1).all():
+        return None
+    greedy = _balance_greedy(p, centres)
+    if nearest is not None and nearest < len(centres):
+        t = np.where(ok, p.travel[:, centres], np.inf)
+        far = np.argpartition(t, nearest - 1, axis=1)[:, nearest:]
+        np.put_along_axis(ok, far, False, axis=1)
+        if greedy is not None:
+            ok[np.arange(p.n_units), greedy] = True
+    u, jj = np.nonzero(ok)
+    j = centres[jj]
     closed = np.ones(p.n_candidates, dtype=bool)
     closed[centres] = False
     model = build(p, u, j, closed=closed)
-    sol = run_highs(model, HighsOptions(time_limit=max(time_limit, 0.2), mip_gap=1e-4,
-                                        threads=threads))
+    start: dict[str, dict[object, float]] | None = None if greedy is None else {
+        "x": {int(i): 1.0 for i in np.flatnonzero(greedy[u] == jj)},
+        "y": {int(c): 1.0 for c in centres}}
+    # A heuristic step: a short, loosely converged MIP (the exact search comes later).
+    sol = run_highs(model, HighsOptions(time_limit=max(min(time_limit, ALLOCATE_SECONDS), 0.2),
+                                        mip_gap=1e-3, threads=threads), start=start)
     if not sol.has_solution or sol.objective is None:
+        if greedy is not None:
+            plan = centres[greedy]
+            return float(p.travel[np.arange(p.n_units), plan].sum()), plan
+        left = time_limit - (time.perf_counter() - started)
+        if nearest is not None and nearest < len(centres) and left > 0.5:
+            return _allocate(p, centres, left, threads, nearest=None)
         return None
     chosen = sol.values["x"] > 0.5
     unit_centre = np.full(p.n_units, -1)
@@ -278,10 +365,12 @@ def _relocate(p: DesignProblem, unit_centre: np.ndarray) -> np.ndarray:
 
 
 def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
-                    rounds: int = 20) -> tuple[float, np.ndarray] | None:
-    """The incumbent of step 1: alternate allocation and relocation until stable."""
-    rng = np.random.default_rng(0)
-    centres = _greedy_centres(p, rng)
+                    rounds: int = 20, centres: np.ndarray | None = None
+                    ) -> tuple[float, np.ndarray] | None:
+    """The incumbent of step 1: alternate allocation and relocation until stable, from
+    greedy centres or the given ones."""
+    if centres is None:
+        centres = _greedy_centres(p, np.random.default_rng(0))
     best: tuple[float, np.ndarray] | None = None
     seen: set[tuple[int, ...]] = set()
     for _ in range(rounds):
@@ -296,6 +385,488 @@ def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
             best = alloc
         centres = _relocate(p, alloc[1])
     return best
+
+
+# ---------------------------------------------------------------------------------------------
+# Lagrangian relaxation of the assignment rows (2)
+
+# Knapsacks are solved exactly over integer loads (dynamic programming) when the band metric is
+# integral and candidates × units × (largest load + 1) stays below this; otherwise fractionally.
+DP_CELLS = 20_000_000
+# Above this many candidate–unit pairs, fractional knapsacks are solved sparsely: only the
+# pairs of negative reduced cost are gathered (selected in float32 with a safe margin, valued
+# in float64), which is exact for every candidate whose negative pairs reach the lower band and
+# a valid lower bound for the others (those are redone in full when the relaxation picks them).
+SPARSE_PAIRS = 2_000_000
+
+
+def _fractional_knapsacks(r: np.ndarray, amount: np.ndarray, lo: float, hi: float
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: min Σ r_i x_i subject to lo ≤ Σ amount_i x_i ≤ hi, 0 ≤ x ≤ 1 (amount > 0;
+    r = inf marks an item the row may not take).
+
+    Greedy by cost per unit of load: items cheaper per unit than the critical one are taken
+    whole, the critical one in part. Returns the value (inf where lo is out of reach), the
+    critical ratio μ (the knapsack's dual: forcing item i in costs at least r_i − μ·amount_i
+    more), and the primal x as sorted item positions, how many are whole, the last's fraction.
+    """
+    rows = np.arange(r.shape[0])
+    amt = np.broadcast_to(amount, r.shape)
+    q = r / amt
+    order = np.argsort(q, axis=1, kind="stable")
+    qs = np.take_along_axis(q, order, axis=1)
+    rs = np.take_along_axis(r, order, axis=1)
+    ok = np.isfinite(rs)
+    as_ = np.where(ok, np.take_along_axis(amt, order, axis=1), 0.0)
+    rs = np.where(ok, rs, 0.0)
+    cum_a = np.cumsum(as_, axis=1)
+    cum_r = np.cumsum(rs, axis=1)
+    m = r.shape[1]
+    n_neg = (qs < 0).sum(axis=1)  # the items worth taking for free form a prefix
+    a_neg = np.where(n_neg > 0, cum_a[rows, np.maximum(n_neg - 1, 0)], 0.0)
+    inside = (a_neg >= lo) & (a_neg <= hi)
+    target = np.clip(a_neg, lo, hi)
+    s = np.where(inside, n_neg, (cum_a < target[:, None]).sum(axis=1))
+    found = inside | (s < m)
+    sc = np.minimum(s, m - 1)
+    prev_a = np.where(s > 0, cum_a[rows, np.maximum(s - 1, 0)], 0.0)
+    prev_r = np.where(s > 0, cum_r[rows, np.maximum(s - 1, 0)], 0.0)
+    crit_a = as_[rows, sc]
+    frac = np.where(inside | ~found, 0.0,
+                    (target - prev_a) / np.where(crit_a > 0, crit_a, 1.0))
+    value = np.where(found, prev_r + frac * rs[rows, sc], np.inf)
+    mu = np.where(inside, 0.0, np.where(found, qs[rows, sc], np.inf))
+    return value, mu, order, s, frac
+
+
+def _integer_knapsacks(r: np.ndarray, amount: np.ndarray, lo: int, hi: int, *,
+                       keep: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per row: min Σ r_i x_i over x ∈ {0,1} with lo ≤ Σ amount_i x_i ≤ hi (integer amounts
+    ≥ 1), by dynamic programming over loads. Returns the value (inf: infeasible), the profile
+    f[row, c] and (with `keep`) the decisions for recovering x. With lo = 0 only items of
+    negative cost enter: f[row, c] is then the least cost of a load of exactly c from those,
+    and its minimum over any range starting at 0 is still exact (a costly item never helps
+    under an upper bound alone)."""
+    n_rows, n_items = r.shape
+    f = np.full((n_rows, hi + 1), np.inf)
+    f[:, 0] = 0.0
+    took = np.zeros((n_items, n_rows, hi + 1), dtype=bool) if keep else None
+    for i in range(n_items):
+        a = int(amount[i])
+        if a > hi:
+            continue
+        if lo == 0:
+            rows = np.flatnonzero(r[:, i] < 0)
+            if not len(rows):
+                continue
+            cand = f[rows, : hi + 1 - a] + r[rows, i:i + 1]
+            old = f[rows, a:]
+            better = cand < old
+            f[rows, a:] = np.where(better, cand, old)
+            if took is not None:
+                took[i, rows, a:] = better
+            continue
+        cand = f[:, : hi + 1 - a] + r[:, i:i + 1]
+        if took is not None:
+            took[i, :, a:] = cand < f[:, a:]
+        np.minimum(f[:, a:], cand, out=f[:, a:])
+    return f[:, lo:].min(axis=1), f, took
+
+
+def _taken(order: np.ndarray, whole: int, frac: float) -> tuple[np.ndarray, np.ndarray]:
+    """Item positions and weights of a fractional knapsack's solution."""
+    last = whole + (1 if frac > 0 and whole < len(order) else 0)
+    weights = np.ones(last)
+    if last > whole:
+        weights[-1] = frac
+    return order[:last], weights
+
+
+@dataclass
+class _Relaxed:
+    """The relaxed problem solved at one λ."""
+
+    bound: float  # Σ λ + the N least knapsack values: a lower bound (on the open candidates)
+    lam: np.ndarray  # (U,)
+    value: np.ndarray  # (J,) knapsack value v_j (inf: closed, or cannot reach the band)
+    free_value: np.ndarray  # (J,) the part of v_j from units with no load
+    ratio: np.ndarray  # (J,) critical ratio μ_j of the fractional knapsack
+    profile: np.ndarray | None  # (J, H+1) integer knapsacks' profile
+    chosen: np.ndarray  # (N,) candidates the relaxation opens
+    served: np.ndarray  # (U,) Σ_{j chosen} x[u, j]
+    owner: np.ndarray  # (U,) a chosen candidate taking u whole, or -1
+    integral: bool  # the knapsacks' x are 0/1
+
+    def centre_bounds(self) -> np.ndarray:
+        """A lower bound on every plan that opens candidate j: the relaxation forced to open
+        j instead of its most costly chosen candidate."""
+        extra = np.maximum(self.value - self.value[self.chosen].max(), 0.0)
+        extra[self.chosen] = 0.0
+        return self.bound + extra
+
+
+class Lagrangian:
+    r"""The relaxation of (1)–(6) without the assignment rows (2), at multipliers λ:
+
+        L(λ) = Σ_u λ_u + (sum of the N least v_j(λ)),
+        v_j(λ) = min Σ_u (c[u,j] − λ_u) x[u,j]  s.t.  lo ≤ Σ_u a[u] x[u,j] ≤ hi,
+
+    one knapsack per candidate j over the band of the one active metric (units without load
+    are taken when their reduced cost is negative). Every λ gives a lower bound on (1)–(6).
+    With fractional knapsacks, max_λ L(λ) is the LP bound of (1)–(6); integral ones (exact, by
+    dynamic programming over integer loads) can make it stronger. Candidates in `closed` are
+    left out: the bound then holds for the plans that use none of them.
+    """
+
+    def __init__(self, p: DesignProblem) -> None:
+        metrics = p.metrics()
+        if len(metrics) > 1:
+            raise ValueError("the Lagrangian bound handles one band metric")
+        self.p = p
+        self.ct = np.ascontiguousarray(p.travel.T)  # (J, U): rows are the knapsacks
+        k = metrics[0] if metrics else None
+        a = p.amount[:, k] if k is not None else np.zeros(p.n_units)
+        self.lo = float(p.lo[k]) if k is not None else 0.0
+        self.hi = float(p.hi[k]) if k is not None else math.inf
+        self.load = np.flatnonzero(a > 0)
+        self.free = np.flatnonzero(a <= 0)
+        self.a = a[self.load]
+        self.ct_load = self.ct if not len(self.free) else np.ascontiguousarray(
+            self.ct[:, self.load])
+        self.ct_free = self.ct[:, self.free]
+        self.closed = np.zeros(p.n_candidates, dtype=bool)
+        self.dp_lo = 0
+        self.dp_hi: int | None = None
+        if len(self.load) and np.all(self.a == np.round(self.a)):
+            top = math.floor(min(self.hi, float(self.a.sum())) + 1e-9)
+            if p.n_candidates * len(self.load) * (top + 1) <= DP_CELLS:
+                self.dp_hi = int(top)
+                self.dp_lo = max(0, math.ceil(self.lo - 1e-9))
+        self.sparse = self.dp_hi is None and p.n_candidates * len(self.load) > SPARSE_PAIRS
+        if self.sparse:
+            self.ct32 = self.ct_load.astype(np.float32)
+        self.rows_redone = 0
+
+    @property
+    def integral(self) -> bool:
+        return self.dp_hi is not None or not len(self.load)
+
+    def evaluate(self, lam: np.ndarray) -> _Relaxed:
+        p, n_cand = self.p, self.p.n_candidates
+        open_ = np.flatnonzero(~self.closed)
+        value = np.full(n_cand, np.inf)
+        free_value = np.zeros(n_cand)
+        ratio = np.zeros(n_cand)
+        profile = None
+        lam_load = lam[self.load]
+        rf = self.ct_free[open_] - lam[self.free]
+        base = np.minimum(rf, 0.0).sum(axis=1)
+        x_of: Any  # row position in open_ -> (load item positions, weights)
+        refine: Any = None  # sparse knapsacks: row positions -> those it had to solve anew
+        if not len(self.load):
+            v = base
+
+            def x_of(_i: int) -> tuple[np.ndarray, np.ndarray]:
+                return np.zeros(0, dtype=int), np.zeros(0)
+        elif self.dp_hi is not None:
+            r = self.ct_load[open_] - lam_load
+            v_load, f, _ = _integer_knapsacks(r, self.a, self.dp_lo, self.dp_hi)
+            v = base + v_load
+            profile = np.full((n_cand, self.dp_hi + 1), np.inf)
+            profile[open_] = f
+            solved: dict[int, np.ndarray] = {}
+
+            def x_of(i: int) -> tuple[np.ndarray, np.ndarray]:
+                # The decisions are kept for the chosen rows only: one more DP over them.
+                if not solved:
+                    chosen_rows = np.sort(position[chosen])
+                    assert self.dp_hi is not None
+                    _, fc, took = _integer_knapsacks(r[chosen_rows], self.a, self.dp_lo,
+                                                     self.dp_hi, keep=True)
+                    assert took is not None
+                    for t, row in enumerate(chosen_rows):
+                        c = self.dp_lo + int(np.argmin(fc[t, self.dp_lo:]))
+                        items = []
+                        for item in range(len(self.a) - 1, -1, -1):
+                            if took[item, t, c]:
+                                items.append(item)
+                                c -= int(self.a[item])
+                        solved[int(row)] = np.array(items, dtype=int)
+                return solved[i], np.ones(len(solved[i]))
+        elif not self.sparse:
+            r = self.ct_load[open_] - lam_load
+            v_load, mu, order, s, frac = _fractional_knapsacks(r, self.a, self.lo, self.hi)
+            v = base + v_load
+            ratio[open_] = mu
+
+            def x_of(i: int) -> tuple[np.ndarray, np.ndarray]:
+                return _taken(order[i], int(s[i]), float(frac[i]))
+        else:
+            v_load, mu, x_of, refine = self._sparse_knapsacks(open_, lam_load)
+            v = base + v_load
+            ratio[open_] = mu
+        value[open_] = v
+        free_value[open_] = base
+        empty = np.zeros(0, dtype=int)
+        if np.isfinite(value).sum() < p.n_territories:
+            return _Relaxed(math.inf, lam, value, free_value, ratio, profile, empty,
+                            np.zeros(p.n_units), np.full(p.n_units, -1), self.integral)
+        position = np.full(n_cand, -1)
+        position[open_] = np.arange(len(open_))
+        while True:
+            chosen = np.argpartition(value, p.n_territories - 1)[:p.n_territories]
+            if refine is None:
+                break
+            # Values that are lower bounds only and could be chosen are solved exactly; then
+            # choose again (exact values only grow, so this ends).
+            could = np.flatnonzero(value[open_] <= value[chosen].max())
+            rows = refine(could)
+            if not len(rows):
+                break
+            value[open_[rows]] = base[rows] + v_load[rows]
+            ratio[open_[rows]] = mu[rows]
+        bound = float(lam.sum() + value[chosen].sum())
+        served = np.zeros(p.n_units)
+        owner = np.full(p.n_units, -1)
+        for j in chosen:
+            i = int(position[j])
+            items, weights = x_of(i)
+            served[self.load[items]] += weights
+            owner[self.load[items[weights >= 1.0]]] = j
+            served[self.free[rf[i] < 0]] += 1.0
+            owner[self.free[rf[i] < 0]] = j
+        return _Relaxed(bound, lam, value, free_value, ratio, profile, chosen, served, owner,
+                        self.integral)
+
+    def _sparse_knapsacks(self, open_: np.ndarray, lam_load: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+        """Fractional knapsacks of the open rows from their pairs of negative reduced cost.
+
+        Greedy over those up to hi is exact when they reach lo; otherwise their sum is a lower
+        bound (the relaxation without lo, whose dual ratio is 0) and `refine` solves such rows
+        in full when asked. Returns values, ratios, x_of, refine; refine updates the values and
+        ratios in place and returns the rows it solved.
+        """
+        n_open = len(open_)
+        all_rows = n_open == len(self.closed)
+        ct = self.ct_load if all_rows else self.ct_load[open_]
+        ct32 = self.ct32 if all_rows else self.ct32[open_]
+        lam32 = lam_load.astype(np.float32)
+        # c < λ in exact arithmetic implies this in float32 (relative rounding ≤ 1.2e-7).
+        row, item = np.nonzero(ct32 < lam32 + (1e-6 * np.abs(lam32) + 1e-6))
+        del ct32
+        r = ct[row, item] - lam_load[item]
+        q = r / self.a[item]
+        order = np.lexsort((q, row))  # by row, then cost per unit of load
+        row, item, r, q = row[order], item[order], r[order], q[order]
+        amt = np.where(q < 0, self.a[item], 0.0)  # margin pairs with r ≥ 0 are not taken
+        start = np.searchsorted(row, np.arange(n_open + 1))
+        cum_a = np.cumsum(amt)
+        cum_r = np.cumsum(np.where(q < 0, r, 0.0))
+        before_a = np.concatenate(([0.0], cum_a))[start[:-1]]
+        before_r = np.concatenate(([0.0], cum_r))[start[:-1]]
+        seg_a = cum_a - before_a[row]  # load taken up to and including each pair of its row
+        a_neg = np.concatenate(([0.0], cum_a))[start[1:]] - before_a
+        r_neg = np.concatenate(([0.0], cum_r))[start[1:]] - before_r
+        value = r_neg.copy()
+        mu = np.zeros(n_open)
+        whole = np.bincount(row[q < 0], minlength=n_open)  # pairs taken whole
+        frac = np.zeros(n_open)
+        over = a_neg > self.hi
+        if over.any():
+            # Up to hi: the first pair whose running load reaches hi is taken in part.
+            whole = np.where(over, np.bincount(row[(q < 0) & (seg_a < self.hi)],
+                                               minlength=n_open), whole)
+            crit = start[:-1] + whole
+            ro = np.flatnonzero(over)
+            cr = crit[ro]
+            prev_a = np.where(whole[ro] > 0, seg_a[np.maximum(cr - 1, 0)], 0.0)
+            prev_r = np.where(whole[ro] > 0, cum_r[np.maximum(cr - 1, 0)] - before_r[ro], 0.0)
+            frac[ro] = (self.hi - prev_a) / self.a[item[cr]]
+            value[ro] = prev_r + frac[ro] * r[cr]
+            mu[ro] = q[cr]
+        short = a_neg < self.lo  # value is a lower bound only
+        full: dict[int, tuple[np.ndarray, int, float]] = {}
+
+        def refine(rows: np.ndarray) -> np.ndarray:
+            rows = np.array([i for i in rows if short[i] and i not in full], dtype=int)
+            self.rows_redone += len(rows)
+            for chunk in np.array_split(rows, -(-len(rows) // 256)) if len(rows) else []:
+                vv, mm, oo, ss, ff = _fractional_knapsacks(ct[chunk] - lam_load, self.a,
+                                                           self.lo, self.hi)
+                value[chunk], mu[chunk] = vv, mm
+                for t, i in enumerate(chunk):
+                    full[int(i)] = (oo[t], int(ss[t]), float(ff[t]))
+            return rows
+
+        def x_of(i: int) -> tuple[np.ndarray, np.ndarray]:
+            if i in full:
+                return _taken(*full[i])
+            seg = item[start[i]:start[i + 1]]
+            return _taken(seg, int(whole[i]), float(frac[i]))
+
+        return value, mu, x_of, refine
+
+    def pair_bounds(self, rel: _Relaxed) -> np.ndarray:
+        """(J, U): a lower bound on every plan that assigns unit u to candidate j."""
+        out = np.empty_like(self.ct)
+        r = self.ct - rel.lam
+        if len(self.free):
+            out[:, self.free] = np.maximum(r[:, self.free], 0.0)
+        if len(self.load) and rel.profile is not None:
+            # forcing u in: c − λ of u plus the best load of the rest that leaves room for u
+            rl = r[:, self.load]
+            extra = np.empty_like(rl)
+            assert self.dp_hi is not None
+            for a in np.unique(self.a):
+                cols = np.flatnonzero(self.a == a)
+                lo_a, hi_a = max(0, self.dp_lo - int(a)), self.dp_hi - int(a)
+                rest = rel.profile[:, lo_a:hi_a + 1].min(axis=1) if hi_a >= lo_a else \
+                    np.full(len(rel.value), np.inf)
+                extra[:, cols] = rl[:, cols] + (rest + rel.free_value)[:, None]
+            out[:, self.load] = np.maximum(extra - rel.value[:, None], 0.0)
+        elif len(self.load):
+            ratio = np.where(np.isfinite(rel.ratio), rel.ratio, 0.0)
+            out[:, self.load] = np.maximum(r[:, self.load] - ratio[:, None] * self.a, 0.0)
+        out += rel.centre_bounds()[:, None]
+        return out
+
+
+def _integral_objective(p: DesignProblem) -> bool:
+    """Every plan's travel is a whole number (OR-Library style integer distances): a bound
+    may then be rounded up, and a better plan must be at least 1 cheaper."""
+    finite = p.travel[p.allowed]
+    return bool(np.all(finite == np.round(finite)) and np.abs(finite).max(initial=0) < 1e12)
+
+
+def _round_up(bound: float, integral: bool) -> float:
+    return float(math.ceil(bound - 1e-6)) if integral and math.isfinite(bound) else bound
+
+
+def _prune_level(z_inc: float, target: float, integral: bool) -> tuple[float, float]:
+    """(t, floor): a plan whose lower bound exceeds t costs at least `floor`, so it may be
+    dropped: the optimum is then ≥ min(floor, the optimum of what is left). With a gap target
+    the floor sits half the target below the incumbent; with an integral objective a better
+    plan must cost at most z − 1."""
+    t = z_inc * (1 - target / 2) if target > 0 else z_inc
+    if integral:
+        t = min(t, z_inc - 1 + 1e-6)
+    t += 1e-9 * max(1.0, abs(z_inc))  # a margin for rounding in the bounds
+    floor = min(z_inc, math.floor(t) + 1.0) if integral else min(t, z_inc)
+    return t, floor
+
+
+@dataclass
+class _Pruned:
+    """What the Lagrangian phase hands to the MIP step."""
+
+    incumbent: tuple[float, np.ndarray] | None
+    bound: float  # a lower bound on (1)–(6)
+    floor: float  # every dropped pair or closed candidate is only in plans costing ≥ this
+    keep: np.ndarray | None  # (U, J) pairs left for the MIP (None: no MIP needed)
+    closed: np.ndarray  # (J,) candidates shut
+    stats: dict[str, float]
+
+
+def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | None,
+                      deadline: float, target: float, threads: int | None,
+                      improve: bool, tell: Any, should_stop: StopCheck | None) -> _Pruned:
+    """Subgradient ascent on the Lagrangian dual (Polyak steps towards the incumbent), with
+    centres closed on the way, a locate–allocate from the relaxation's centres now and then
+    (`improve`), and the pairs that cannot be in a better plan dropped at the end."""
+    started = time.perf_counter()
+    integral = _integral_objective(p)
+    lag = Lagrangian(p)
+    z = incumbent[0] if incumbent else math.inf
+    if incumbent is not None:
+        lam = p.travel[np.arange(p.n_units), incumbent[1]].copy()
+    else:
+        lam = np.partition(np.where(p.allowed, p.travel, np.inf), 1, axis=1)[:, 1]
+        lam = np.where(np.isfinite(lam), lam, 0.0)
+    best_bound, best_rel = -math.inf, None
+    floor = math.inf
+    theta, stall, patience = 1.0, 0, 30 if lag.sparse is False else 12
+    best_iterate = -math.inf
+    iterations = heuristics = 0
+    next_heuristic = 5
+    while time.perf_counter() < deadline and not (should_stop and should_stop()):
+        rel = lag.evaluate(lam)
+        iterations += 1
+        if not math.isfinite(rel.bound):
+            if not math.isfinite(floor):
+                raise InfeasibleScenarioError([
+                    f"fewer than {p.n_territories} candidate centres can gather a territory "
+                    "within the bands from the accounts they may serve"])
+            best_bound = max(best_bound, floor)  # nothing left can beat the floor
+            break
+        valid = min(rel.bound, floor)
+        if valid > best_bound:
+            best_bound, best_rel = valid, rel
+        if best_iterate == -math.inf or \
+                rel.bound > best_iterate + 1e-9 * max(1.0, abs(best_iterate)):
+            best_iterate, stall = rel.bound, 0
+        else:
+            stall += 1
+            if stall >= patience:
+                theta, stall = theta / 2, 0
+        gap = relative_gap(z if incumbent else None, _round_up(best_bound, integral))
+        if gap is not None and gap <= target:
+            break
+        if theta < 2e-3:
+            break
+        if incumbent is not None and iterations % 5 == 0:
+            t, fl = _prune_level(z, target, integral)
+            shut = ~lag.closed & (rel.centre_bounds() > t)
+            shut[incumbent[1]] = False
+            if shut.any():
+                lag.closed |= shut
+                floor = min(floor, fl)
+        if improve and iterations == next_heuristic:
+            next_heuristic *= 2
+            heuristics += 1
+            left = deadline - time.perf_counter()
+            found = locate_allocate(p, time.perf_counter() + 0.25 * left, threads, rounds=3,
+                                    centres=rel.chosen)
+            if found is not None and found[0] < z - 1e-9 * max(1.0, abs(z)):
+                incumbent, z = found, found[0]
+        if iterations % 10 == 0:
+            tell("lagrangian", z if incumbent else None, _round_up(best_bound, integral),
+                 f"{iterations} iterations, {int(lag.closed.sum())} centres closed")
+        g = 1.0 - rel.served
+        norm = float(g @ g)
+        if norm < 1e-12:
+            # Every unit served once: with 0/1 knapsacks the relaxation's solution is a plan.
+            if improve and rel.integral and (rel.owner >= 0).all():
+                cost = float(p.travel[np.arange(p.n_units), rel.owner].sum())
+                if cost < z:
+                    incumbent, z = (cost, rel.owner.copy()), cost
+            break
+        aim = z if incumbent is not None else abs(rel.bound) * 1.1 + 1.0
+        step = theta * max(aim - rel.bound, 1e-6 * max(1.0, abs(rel.bound))) / norm
+        lam = lam + step * g
+    stats: dict[str, float] = {"lagrangian_iterations": iterations,
+                               "lagrangian_seconds": round(time.perf_counter() - started, 3),
+                               "lagrangian_heuristics": heuristics,
+                               "knapsacks": "integer" if lag.dp_hi is not None else
+                               "fractional"}  # type: ignore[dict-item]
+    bound = _round_up(best_bound, integral)
+    stats["lagrangian_bound"] = bound
+    closed = lag.closed.copy()
+    if incumbent is None or best_rel is None or \
+            (relative_gap(z, bound) or 0.0) <= target:
+        stats["centres_fixed_closed"] = int(closed.sum())
+        return _Pruned(incumbent, bound, floor, None, closed, stats)
+    # Pairs and centres that cannot be in a plan cheaper than the prune level are dropped.
+    t, fl = _prune_level(z, target, integral)
+    with np.errstate(invalid="ignore"):
+        keep = (lag.pair_bounds(best_rel) <= t).T & p.allowed
+        closed |= best_rel.centre_bounds() > t
+    floor = min(floor, fl)
+    closed[incumbent[1]] = False
+    keep[:, closed] = False
+    keep[np.arange(p.n_units), incumbent[1]] = True
+    stats["centres_fixed_closed"] = int(closed.sum())
+    return _Pruned(incumbent, bound, floor, keep, closed, stats)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +892,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
 
     tell("prepare", msg="checking the scenario")
     p = prepare(data, scenario)
+    contig = contiguity.for_design(data, scenario, p)  # None unless contiguity: true
     warnings = []
     if scenario.objective.balance > 0 or scenario.objective.disruption > 0:
         warnings.append("design minimises travel subject to hard bands; balance and "
@@ -332,85 +904,119 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     t0 = time.perf_counter()
     heuristic_deadline = started + 0.4 * settings.time_limit
     incumbent = locate_allocate(p, heuristic_deadline, settings.threads)
+    incumbent = contiguity.design_start(contig, p, incumbent, started + 0.6 * settings.time_limit,
+                                        settings.threads)  # contiguous, or None: a cold MIP
+
     t_solve += time.perf_counter() - t0
     z_inc = incumbent[0] if incumbent else math.inf
     tell("heuristic", z_inc if incumbent else None, msg="incumbent found" if incumbent else
          "no incumbent yet")
 
-    # 2. LP relaxation with pricing
-    allowed = p.allowed
-    if allowed.sum() <= FULL_LP_PAIRS:
-        mask = allowed.copy()
-    else:
-        k = min(10, p.n_candidates)
-        near = np.argpartition(np.where(allowed, p.travel, np.inf), k - 1, axis=1)[:, :k]
-        mask = np.zeros_like(allowed)
-        np.put_along_axis(mask, near, True, axis=1)
-        if incumbent is not None:
-            mask[np.arange(p.n_units), incumbent[1]] = True
-        mask &= allowed
-    scale = _metric_scale(p)
-    rounds = 0
-    while rounds < 50:
-        rounds += 1
-        u, j = np.nonzero(mask)
-        t0 = time.perf_counter()
-        model = build(p, u, j, relaxed=True)
-        t_build += time.perf_counter() - t0
-        sol = run_highs(model, HighsOptions(time_limit=max(deadline - time.perf_counter(), 1.0),
-                                            threads=settings.threads, lp_method=LP_METHOD),
-                        duals=True,
-                        should_stop=should_stop)
-        t_solve += sol.seconds_solve + sol.seconds_compile
-        if sol.termination is Termination.infeasible:
-            raise InfeasibleScenarioError([
-                "no design meets the bands even with accounts split between territories "
-                "(the bands are too narrow for the number of territories and the data)"])
-        if sol.termination is not Termination.optimal or sol.objective is None:
-            if incumbent is None:
-                raise SolverError(f"the LP relaxation ended with {sol.termination.value} "
-                                  "before any design was found")
-            warnings.append("the LP relaxation did not finish within the time limit: the "
-                            "design is the heuristic's, without a proven bound")
-            return _result(data, p, incumbent[1], RunReport(
-                RunStatus.feasible, Termination.time_limit, z_inc, None, None,
-                time.perf_counter() - started, t_build, t_solve,
-                {"pairs_allowed": int(allowed.sum()), "pairs_in_lp": int(mask.sum()),
-                 "pairs_in_mip": 0, "centres_considered": p.n_candidates}),
-                warnings, scenario)
-        alpha = np.zeros(p.n_units)
-        alpha[np.array(list(model.assign.keys()), dtype=int)] = sol.duals["assign"]
-        theta = np.zeros((p.n_candidates, 3))
-        for (jj, kk), yv in zip(model.load_def.keys(), sol.duals.get("load_def", []),
-                                strict=True):
-            theta[jj, kk] = yv
-        red = p.travel - alpha[:, None] + (p.amount * scale) @ theta.T
-        red[~allowed] = np.inf
-        red[u, j] = np.maximum(sol.duals["rc:x"], 0.0)  # in-LP pairs: HiGHS' own values
-        negative = (red < -1e-7 * max(1.0, abs(sol.objective) / p.n_units)) & ~mask
-        if not negative.any():
-            break
-        # Each unit's three most negative pairs join (all of them would bloat the LP).
-        cand = np.where(negative, red, np.inf)
-        k = min(3, p.n_candidates)
-        best = np.argpartition(cand, k - 1, axis=1)[:, :k]
-        add = np.zeros_like(mask)
-        np.put_along_axis(add, best, True, axis=1)
-        mask |= add & negative
-    z_lp = float(sol.objective or 0.0)  # optimal LP: the objective is set
-    red_y = np.asarray(sol.duals["rc:y"])
-    tell("lp", z_inc if incumbent else None, z_lp, msg=f"LP bound, {rounds} pricing round(s)")
-
-    # 3. reduced-cost fixing and the MIP
+    # 2. a lower bound, and the pairs and centres that cannot be in a better plan
     target = settings.mip_gap
-    bound = z_lp
+    integral = _integral_objective(p)
+    allowed = p.allowed
+    pricing: dict[str, Any] = {"pairs_allowed": int(allowed.sum()),
+                               "centres_considered": p.n_candidates}
+    keep: np.ndarray | None = None
+    closed = np.zeros(p.n_candidates, dtype=bool)
+    if len(p.metrics()) <= 1:
+        # One band metric: the Lagrangian bound in numpy (far cheaper than the LP at scale).
+        # The relaxation's own centres feed the heuristic unless contiguity is required.
+        tell("lagrangian", z_inc if incumbent else None, msg="Lagrangian bound")
+        pruned = _lagrangian_phase(p, incumbent, started + 0.75 * settings.time_limit, target,
+                                   settings.threads, contig is None, tell, should_stop)
+        incumbent = pruned.incumbent
+        z_inc = incumbent[0] if incumbent else math.inf
+        bound0, floor, keep, closed = pruned.bound, pruned.floor, pruned.keep, pruned.closed
+        pricing |= pruned.stats
+    else:
+        if allowed.sum() <= FULL_LP_PAIRS:
+            mask = allowed.copy()
+        else:
+            k = min(10, p.n_candidates)
+            near = np.argpartition(np.where(allowed, p.travel, np.inf), k - 1, axis=1)[:, :k]
+            mask = np.zeros_like(allowed)
+            np.put_along_axis(mask, near, True, axis=1)
+            if incumbent is not None:
+                mask[np.arange(p.n_units), incumbent[1]] = True
+            mask &= allowed
+        scale = _metric_scale(p)
+        rounds = 0
+        while rounds < 50:
+            rounds += 1
+            u, j = np.nonzero(mask)
+            t0 = time.perf_counter()
+            model = build(p, u, j, relaxed=True)
+            t_build += time.perf_counter() - t0
+            sol = run_highs(model, HighsOptions(time_limit=max(deadline - time.perf_counter(), 1.0),
+                                                threads=settings.threads, lp_method=LP_METHOD),
+                            duals=True,
+                            should_stop=should_stop)
+            t_solve += sol.seconds_solve + sol.seconds_compile
+            if sol.termination is Termination.infeasible:
+                raise InfeasibleScenarioError([
+                    "no design meets the bands even with accounts split between territories "
+                    "(the bands are too narrow for the number of territories and the data)"])
+            if sol.termination is not Termination.optimal or sol.objective is None:
+                if incumbent is None:
+                    raise SolverError(f"the LP relaxation ended with {sol.termination.value} "
+                                      "before any design was found")
+                warnings.append("the LP relaxation did not finish within the time limit: the "
+                                "design is the heuristic's, without a proven bound")
+                return contiguity.annotate(contig, _result(data, p, incumbent[1], RunReport(
+                    RunStatus.feasible, Termination.time_limit, z_inc, None, None,
+                    time.perf_counter() - started, t_build, t_solve,
+                    pricing | {"pairs_in_lp": int(mask.sum()), "pairs_in_mip": 0}),
+                    warnings, scenario), incumbent[1])
+            alpha = np.zeros(p.n_units)
+            alpha[np.array(list(model.assign.keys()), dtype=int)] = sol.duals["assign"]
+            theta = np.zeros((p.n_candidates, 3))
+            for (jj, kk), yv in zip(model.load_def.keys(), sol.duals.get("load_def", []),
+                                    strict=True):
+                theta[jj, kk] = yv
+            red = p.travel - alpha[:, None] + (p.amount * scale) @ theta.T
+            red[~allowed] = np.inf
+            red[u, j] = np.maximum(sol.duals["rc:x"], 0.0)  # in-LP pairs: HiGHS' own values
+            negative = (red < -1e-7 * max(1.0, abs(sol.objective) / p.n_units)) & ~mask
+            if not negative.any():
+                break
+            # Each unit's three most negative pairs join (all of them would bloat the LP).
+            cand = np.where(negative, red, np.inf)
+            k = min(3, p.n_candidates)
+            best = np.argpartition(cand, k - 1, axis=1)[:, :k]
+            add = np.zeros_like(mask)
+            np.put_along_axis(add, best, True, axis=1)
+            mask |= add & negative
+        z_lp = float(sol.objective or 0.0)  # optimal LP: the objective is set
+        red_y = np.asarray(sol.duals["rc:y"])
+        tell("lp", z_inc if incumbent else None, z_lp, msg=f"LP bound, {rounds} pricing round(s)")
+
+        bound0, floor = z_lp, z_inc
+        pricing["pairs_in_lp"] = int(mask.sum())
+        if incumbent is None or relative_gap(z_inc, z_lp) > target:  # type: ignore[operator]
+            # Reduced-cost fixing: a pair or a centre whose reduced cost exceeds incumbent −
+            # LP bound cannot be in a better plan.
+            window = (z_inc - z_lp) * (1 + 1e-9) + 1e-9 if incumbent else math.inf
+            keep = allowed & (red <= window)
+            closed = red_y > window
+
+    # 3. the MIP over what is left, from the incumbent. Every plan cheaper than `floor` uses
+    # kept pairs and open centres only, so min(floor, the MIP's bound) bounds the full problem.
+    bound = bound0
     termination = Termination.optimal
     best_centre = incumbent[1] if incumbent else None
     pairs_in_mip = 0
-    if incumbent is None or relative_gap(z_inc, z_lp) > target:  # type: ignore[operator]
-        window = (z_inc - z_lp) * (1 + 1e-9) + 1e-9 if incumbent else math.inf
-        keep = allowed & (red <= window)
-        closed = red_y > window
+    if keep is None and incumbent is None:
+        keep = allowed.copy()  # no plan yet, so nothing could be fixed: search every pair
+    if keep is not None and incumbent is not None and keep.sum() > MIP_PAIRS_MAX:
+        # Fixing left too much for a MIP to close in the time left: report the bound as is.
+        warnings.append(f"{int(keep.sum()):,} pairs remain after fixing, too many for the "
+                        "exact search: the design is the heuristic's, with the bound proven "
+                        "so far")
+        termination, keep = Termination.time_limit, None
+    if keep is not None and (incumbent is None or
+                             relative_gap(z_inc, bound0) > target):  # type: ignore[operator]
         if incumbent is not None:
             keep[np.arange(p.n_units), incumbent[1]] = True
             closed[np.unique(incumbent[1])] = False
@@ -424,12 +1030,14 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
             on = incumbent[1][u] == j
             start = {"x": {int(i): 1.0 for i in np.flatnonzero(on)},
                      "y": {int(c): 1.0 for c in np.unique(incumbent[1])}}
-        sol = run_highs(
+        mip = run_highs if contig is None else contig.runner(u, j, complete=incumbent is None)
+        sol = mip(
             model,
             HighsOptions(time_limit=max(deadline - time.perf_counter(), 0.5), mip_gap=target,
                          threads=settings.threads),
             start=start, should_stop=should_stop,
-            on_progress=lambda inc, bnd: tell("mip", inc, None if bnd is None else max(bnd, z_lp)))
+            on_progress=lambda inc, bnd: tell("mip", inc, None if bnd is None else
+                                              max(bound0, min(bnd, floor))))
         t_solve += sol.seconds_solve + sol.seconds_compile
         if sol.has_solution and sol.objective is not None and sol.objective < z_inc - 1e-9:
             chosen = sol.values["x"] > 0.5
@@ -441,9 +1049,9 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
                 "no whole assignment of accounts meets the bands, although a fractional one "
                 "does: the bands are too narrow for the account sizes"])
         if sol.bound is not None and best_centre is not None:
-            bound = max(z_lp, min(sol.bound, z_inc))
+            bound = _round_up(max(bound0, min(sol.bound, floor, z_inc)), integral)
         elif sol.termination is Termination.infeasible and best_centre is not None:
-            bound = z_inc  # nothing better exists among the pairs that could be better
+            bound = max(bound0, min(floor, z_inc))  # nothing better among what is left
         if sol.termination is Termination.time_limit:
             termination = Termination.time_limit
         elif sol.termination is Termination.cancelled:
@@ -456,11 +1064,11 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     report = RunReport(status, termination if status is RunStatus.feasible else
                           Termination.optimal, z_inc, bound, gap,
                           time.perf_counter() - started, t_build, t_solve,
-                          {"pairs_allowed": int(allowed.sum()), "pairs_in_lp": int(mask.sum()),
-                           "pairs_in_mip": pairs_in_mip,
-                           "centres_considered": p.n_candidates})
+                          pricing | {"pairs_in_mip": pairs_in_mip})
     tell("done", z_inc, bound)
-    return _result(data, p, best_centre, report, warnings, scenario)
+    return contiguity.annotate(contig, _result(data, p, best_centre, report, warnings,
+                                               scenario), best_centre)
+
 
 
 def _result(data: DesignData, p: DesignProblem, unit_centre: np.ndarray, report: RunReport,

@@ -112,3 +112,61 @@ def test_orlib_50_points(number: int, tmp_path: Path) -> None:
 @pytest.mark.parametrize("number", range(11, 20))
 def test_orlib_100_points(number: int, tmp_path: Path) -> None:
     run_orlib(number, tmp_path)
+
+
+def _enumerate_optimum(travel: np.ndarray, load: np.ndarray, n: int, lo: float,
+                       hi: float) -> tuple[float, np.ndarray, tuple[int, ...]]:
+    """Least travel over every choice of n centres and every assignment (brute force):
+    the value, each unit's centre and the centres."""
+    units, cands = travel.shape
+    best: tuple[float, np.ndarray, tuple[int, ...]] = (math.inf, np.zeros(0, dtype=int), ())
+    for centres in itertools.combinations(range(cands), n):
+        for combo in itertools.product(centres, repeat=units):
+            a = np.array(combo)
+            loads = np.array([load[a == c].sum() for c in centres])
+            cost = float(travel[np.arange(units), a].sum())
+            if cost < best[0] and (loads >= lo - 1e-9).all() and (loads <= hi + 1e-9).all():
+                best = (cost, a, centres)
+    return best
+
+
+@pytest.mark.parametrize(("seed", "integer_loads"), [(1, True), (2, False), (3, True)])
+def test_lagrangian_bound_is_valid(seed: int, integer_loads: bool) -> None:
+    """8 units, 3 of 5 candidate centres: at any multipliers the Lagrangian value is a lower
+    bound on the brute-forced optimum, its pruning never drops an optimal pair or centre, and
+    the design's bound ≤ optimum ≤ objective (equal: proven optimal)."""
+    from optimizer.design import Lagrangian, prepare
+
+    rng = np.random.default_rng(seed)
+    n_units, n_cand, n_terr = 8, 5, 3
+    x, y = rng.uniform(0, 100, n_units), rng.uniform(0, 100, n_units)
+    w = rng.integers(2, 12, n_units).astype(float) if integer_loads else \
+        rng.uniform(2, 12, n_units)
+    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n_units)], "x": x, "y": y,
+                        "workload": w})
+    centres = [f"A{i}" for i in range(n_cand)]
+    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
+                                  "territories": n_terr, "centres": centres,
+                                  "balance": {"workload": {"tolerance": 0.35}},
+                                  "solver": {"mip_gap": 0}})
+    data = DesignData(validate_accounts(acc, sc.metric)[0])
+    p = prepare(data, sc)
+    optimum, plan, opened = _enumerate_optimum(p.travel, p.amount[:, 0], n_terr, p.lo[0],
+                                               p.hi[0])
+    assert math.isfinite(optimum)
+    lag = Lagrangian(p)
+    assert (lag.dp_hi is not None) is integer_loads  # integer loads: exact 0/1 knapsacks
+    for trial in range(20):
+        lam = rng.uniform(0, 120, n_units) if trial else np.zeros(n_units)
+        rel = lag.evaluate(lam)
+        assert rel.bound <= optimum + 1e-9
+        # Forcing any pair or centre of the optimal plan: still a bound ≤ the optimum, so
+        # pruning against the optimum's value keeps the whole optimal plan.
+        pair = lag.pair_bounds(rel)  # (J, U)
+        assert (pair[plan, np.arange(n_units)] <= optimum + 1e-9).all()
+        assert (rel.centre_bounds()[list(opened)] <= optimum + 1e-9).all()
+    result = solve(data, sc)
+    r = result.report
+    assert r.bound is not None and r.bound <= optimum + 1e-7 <= r.objective + 2e-7
+    assert r.status.value == "optimal" and math.isclose(r.objective, optimum, rel_tol=1e-7)
+    assert r.pricing["knapsacks"] == ("integer" if integer_loads else "fractional")
