@@ -122,6 +122,22 @@ def _report_fields(r: Any, total: float, highs: float, build: float) -> dict[str
             "share_outside_solver": (total - highs) / total if total > 0 else None}
 
 
+def _finish(spec: dict[str, Any], result: Any, tl: Timeline, started: float,
+            seconds_read: float) -> dict[str, Any]:
+    """Write the plan's tables (when asked) and report where the time went."""
+    tl.mark("output")
+    t = time.perf_counter()
+    if spec.get("out"):
+        write_tables(spec["out"], result.summary(), {"assignments": result.assignments,
+                                                     "territories": result.territories})
+    seconds_output = time.perf_counter() - t
+    total = time.perf_counter() - started
+    r = result.report
+    return _report_fields(r, total, r.seconds_solve, r.seconds_build) | {
+        "seconds": total, "seconds_read": seconds_read, "seconds_output": seconds_output,
+        "pairs": r.pricing, "phases": tl.phases(total)}
+
+
 def align(spec: dict[str, Any]) -> dict[str, Any]:
     from optimizer.alignment import solve
 
@@ -141,20 +157,9 @@ def align(spec: dict[str, Any]) -> dict[str, Any]:
         total = time.perf_counter() - started
         return {"status": "error", "error": str(exc), "seconds": total,
                 "phases": tl.phases(total)}
-    tl.mark("output")
-    t = time.perf_counter()
-    if spec.get("out"):
-        write_tables(spec["out"], result.summary(), {"assignments": result.assignments,
-                                                     "territories": result.territories})
-    seconds_output = time.perf_counter() - t
-    total = time.perf_counter() - started
-    r = result.report
-    out = _report_fields(r, total, r.seconds_solve, r.seconds_build) | {
-        "seconds": total, "seconds_read": seconds_read, "seconds_output": seconds_output,
-        "pairs": r.pricing, "phases": tl.phases(total),
+    return _finish(spec, result, tl, started, seconds_read) | {
         "terms": result.terms,
         "kpis": {k: v for k, v in result.kpis.items() if k in ("before", "after")}}
-    return out
 
 
 def peer(spec: dict[str, Any]) -> dict[str, Any]:
@@ -199,17 +204,7 @@ def design(spec: dict[str, Any]) -> dict[str, Any]:
     data = read_design(spec["accounts"], sc)
     seconds_read = time.perf_counter() - started
     result = solve(data, sc, on_progress=tl)
-    tl.mark("output")
-    t = time.perf_counter()
-    if spec.get("out"):
-        write_tables(spec["out"], result.summary(), {"assignments": result.assignments,
-                                                     "territories": result.territories})
-    seconds_output = time.perf_counter() - t
-    total = time.perf_counter() - started
-    r = result.report
-    return _report_fields(r, total, r.seconds_solve, r.seconds_build) | {
-        "seconds": total, "seconds_read": seconds_read, "seconds_output": seconds_output,
-        "pairs": r.pricing, "phases": tl.phases(total)}
+    return _finish(spec, result, tl, started, seconds_read)
 
 
 def cli_design(spec: dict[str, Any]) -> dict[str, Any]:
