@@ -61,7 +61,12 @@ from optimizer.geo import adjacency, assign_units, territory_components
 from optimizer.kpi import balance_stats, fair_shares
 from optimizer.result import RunReport
 from optimizer.solve import ProgressCallback, RunStatus, StopCheck, relative_gap
-from optimizer.validate import validate_alignment, validate_design, validate_reps
+from optimizer.validate import (
+    TableChecker,
+    validate_alignment,
+    validate_design,
+    validate_reps,
+)
 
 BalanceOn = Literal["territories", "workload", "potential"]
 DEFAULT_ROLE = "overlay"
@@ -420,24 +425,16 @@ def _with_graph(data: DesignData, scenario: Scenario, ids: list[str],
 
 def _numeric(table: pd.DataFrame, columns: Sequence[str], source: str,
              required: Sequence[str]) -> pd.DataFrame:
-    """Parse numeric columns of a plan table, naming row and column of every problem."""
+    """Parse numeric columns of a plan table (≥ 0), naming row and column of every problem."""
     out = table.copy()
-    issues: list[Issue] = []
+    check = TableChecker(source)
     for c in columns:
-        if c not in out.columns:
-            if c in required:
-                issues.append(Issue(source, None, c, "required column is missing"))
-            continue
-        raw = out[c]
-        value = pd.to_numeric(raw, errors="coerce").astype(float)
-        for i in np.flatnonzero(value.isna().to_numpy() | (value < 0).to_numpy()):
-            shown = raw.iloc[i]
-            why = "is empty" if pd.isna(shown) or str(shown).strip() == "" else \
-                f"must be a number ≥ 0 (got {shown!r})"
-            issues.append(Issue(source, int(i) + 1, c, why))
-        out[c] = value
-    if issues:
-        raise InputError(issues)
+        if c in out.columns:
+            out[c] = check.number(out, c, low=0)
+        elif c in required:
+            check.require(out, c)
+    if check.issues:
+        raise InputError(check.issues)
     return out
 
 

@@ -23,7 +23,7 @@ def _text(series: pd.Series) -> pd.Series:
     return s.mask(s == "", pd.NA)
 
 
-class _Checker:
+class TableChecker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.issues: list[Issue] = []
@@ -77,7 +77,7 @@ class _Checker:
                 first_row[v] = i + 1
 
 
-def _coordinates(check: _Checker, df: pd.DataFrame, metric: DistanceMetric,
+def _coordinates(check: TableChecker, df: pd.DataFrame, metric: DistanceMetric,
                  out: pd.DataFrame, who: str) -> None:
     if metric is DistanceMetric.euclidean:
         if check.require(df, "x", " (metric euclidean needs planar x, y)") & check.require(
@@ -100,7 +100,7 @@ def _coordinates(check: _Checker, df: pd.DataFrame, metric: DistanceMetric,
 
 def validate_reps(df: pd.DataFrame, metric: DistanceMetric, *, source: str = "reps",
                   needs_location: bool = True) -> tuple[pd.DataFrame, list[Issue]]:
-    check = _Checker(source)
+    check = TableChecker(source)
     out = pd.DataFrame(index=df.index)
     if check.require(df, "rep_id"):
         out["rep_id"] = _text(df["rep_id"])
@@ -123,7 +123,7 @@ def validate_reps(df: pd.DataFrame, metric: DistanceMetric, *, source: str = "re
 
 def validate_accounts(df: pd.DataFrame, metric: DistanceMetric, *,
                       source: str = "accounts") -> tuple[pd.DataFrame, list[Issue]]:
-    check = _Checker(source)
+    check = TableChecker(source)
     out = pd.DataFrame(index=df.index)
     if check.require(df, "account_id"):
         out["account_id"] = _text(df["account_id"])
@@ -143,7 +143,7 @@ def validate_accounts(df: pd.DataFrame, metric: DistanceMetric, *,
 
 
 def _hierarchy_issues(accounts: pd.DataFrame, source: str) -> list[Issue]:
-    check = _Checker(source)
+    check = TableChecker(source)
     ids = [None if v is pd.NA else str(v) for v in accounts["account_id"]]
     parents = [None if v is pd.NA else str(v) for v in accounts["parent_id"]]
     row_of = {v: i for i, v in enumerate(ids) if v is not None}
@@ -177,7 +177,7 @@ def _hierarchy_issues(accounts: pd.DataFrame, source: str) -> list[Issue]:
 def _distance_issues(distances: pd.DataFrame, accounts: pd.DataFrame, targets: pd.Series,
                      source: str, target: str) -> tuple[pd.DataFrame, list[Issue]]:
     """from_id must be an account; to_id one of `targets` (reps, or candidate centres)."""
-    check = _Checker(source)
+    check = TableChecker(source)
     out = pd.DataFrame(index=distances.index)
     ok = all(check.require(distances, c) for c in ("from_id", "to_id", "distance"))
     if not ok:
@@ -204,7 +204,7 @@ def validate_alignment(accounts: pd.DataFrame, reps: pd.DataFrame,
     dist = None
     if "account_id" in acc.columns and "rep_id" in rep.columns:
         known_reps = set(rep["rep_id"].dropna())
-        cross = _Checker(sources[0])
+        cross = TableChecker(sources[0])
         for column in ("current_rep", "locked_rep"):
             col = acc[column]
             cross.rows((col.notna() & ~col.isin(known_reps)).to_numpy(), column, "unknown rep", col)

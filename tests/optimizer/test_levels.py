@@ -239,7 +239,8 @@ def test_overlay_problems_are_explained() -> None:
     bad = _overlay_plan().territories.assign(overlay_hours=[2.0, -1.0, 2.0, 2.0])
     with pytest.raises(InputError) as err:
         levels.overlay(Plan(bad), reps, "overlay_hours")
-    assert "territories row 2, column overlay_hours: must be a number ≥ 0" in str(err.value)
+    assert [str(i) for i in err.value.issues] == [
+        "territories row 2, column overlay_hours: must be ≥ 0 (got np.float64(-1.0))"]
 
 
 def test_cli_align_then_regions_and_overlay(tmp_path: Path) -> None:
