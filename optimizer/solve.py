@@ -59,6 +59,9 @@ class HighsOptions:
     mip_gap: float | None = None
     threads: int | None = None
     lp_method: str = "simplex"
+    # Reliability branching's strong-branching LPs: off pays where node LPs are cheap and
+    # the bound closes only by branching (capacitated p-median: most of the time otherwise).
+    strong_branching: bool = True
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def relative_gap(incumbent: float | None, bound: float | None) -> float | None:
 class _Compiled:
     highs: highspy.Highs
     var_slices: dict[str, tuple[np.ndarray, list[object]]]  # component -> (columns, indices)
+    fixed: dict[str, np.ndarray]  # component -> values of its fixed variables (0 elsewhere)
     row_slices: dict[str, tuple[np.ndarray, list[object]]]  # component -> (rows, indices)
     offset: float
     seconds: float
@@ -115,8 +119,12 @@ class _Compiled:
 
 def _compile(model: pyo.ConcreteModel) -> _Compiled:
     started = time.perf_counter()
-    columns = [v for comp in model.component_objects(pyo.Var, active=True) for v in comp.values()]
-    info = LinearStandardFormCompiler().write(model, mixed_form=True, column_order=columns)
+    # No column_order: given one, the compiler (Pyomo 6.10) keeps fixed variables as columns
+    # but labels them with a repeat of another variable, so a variable fixed at 0 (a closed
+    # centre) became a free column and the label's owner lost its column to the repeat (its
+    # MIP start and value went astray). Its own order substitutes fixed variables; columns
+    # are matched to variables by identity below.
+    info = LinearStandardFormCompiler().write(model, mixed_form=True)
     n_rows, n_cols = info.A.shape
     lp = highspy.HighsLp()
     lp.num_col_ = n_cols
@@ -149,12 +157,17 @@ def _compile(model: pyo.ConcreteModel) -> _Compiled:
         raise SolverError("HiGHS rejected the compiled model")
 
     # Columns per variable component; the compiler drops variables used nowhere (-1 here).
-    column_of = {id(v): i for i, v in enumerate(info.columns)}
+    column_of: dict[int, int] = {}
+    for i, v in enumerate(info.columns):
+        column_of.setdefault(id(v), i)
     var_slices: dict[str, tuple[np.ndarray, list[object]]] = {}
+    fixed: dict[str, np.ndarray] = {}
     for comp in model.component_objects(pyo.Var, active=True):
         keys = list(comp.keys())
         cols = np.array([column_of.get(id(comp[k]), -1) for k in keys], dtype=np.int64)
         var_slices[comp.local_name] = (cols, keys)
+        fixed[comp.local_name] = np.array([float(comp[k].value or 0.0) if comp[k].fixed else 0.0
+                                           for k in keys])
     row_groups: dict[str, tuple[list[int], list[object]]] = {}
     for i, entry in enumerate(info.rows):
         con = entry.constraint
@@ -163,7 +176,8 @@ def _compile(model: pyo.ConcreteModel) -> _Compiled:
         rows.append(i)
         keys.append(con.index())
     row_slices = {k: (np.array(r, dtype=np.int64), keys) for k, (r, keys) in row_groups.items()}
-    return _Compiled(highs, var_slices, row_slices, lp.offset_, time.perf_counter() - started)
+    return _Compiled(highs, var_slices, fixed, row_slices, lp.offset_,
+                     time.perf_counter() - started)
 
 
 def _apply_options(highs: highspy.Highs, options: HighsOptions, is_mip: bool) -> None:
@@ -178,6 +192,8 @@ def _apply_options(highs: highspy.Highs, options: HighsOptions, is_mip: bool) ->
         # violation to them, so integer plans are held to much tighter tolerances than default.
         highs.setOptionValue("mip_feasibility_tolerance", 1e-9)
         highs.setOptionValue("primal_feasibility_tolerance", 1e-9)
+        if not options.strong_branching:
+            highs.setOptionValue("mip_pscost_minreliable", 0)
     if not is_mip:
         highs.setOptionValue("solver", options.lp_method)
 
@@ -290,7 +306,8 @@ def run_highs(
         sol = highs.getSolution()
         col = np.asarray(sol.col_value)
         for name, (cols, _keys) in compiled.var_slices.items():
-            result.values[name] = np.where(cols >= 0, col[np.maximum(cols, 0)], 0.0)
+            result.values[name] = np.where(cols >= 0, col[np.maximum(cols, 0)],
+                                           compiled.fixed[name])
         if duals and not is_mip and sol.dual_valid:
             row_dual = np.asarray(sol.row_dual)
             for name, (rows, _keys) in compiled.row_slices.items():
