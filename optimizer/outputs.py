@@ -33,7 +33,6 @@ from optimizer.geo import (
     undrawable_extent,
     unit_components,
 )
-from optimizer.maps import write_map_html, write_map_png
 from optimizer.workbook import write_workbook
 
 REGION_COLUMNS = ("state", "region")  # account columns whose areas are drawn as outlines
@@ -245,6 +244,10 @@ def write_geo_outputs(out_dir: str | Path, accounts: pd.DataFrame, reps: pd.Data
             path = out / "territories.geojson"
             path.write_text(territories_geojson(after, table), encoding="utf-8")
             written.append(path)
+
+            # Imported here: matplotlib costs half a second, which runs without maps (a
+            # distance matrix and no coordinates) should not pay.
+            from optimizer.maps import write_map_html, write_map_png
 
             outlines, outline_label = _outlines(accounts, cells, units)
             centres = _centres(accounts, reps, table, units)

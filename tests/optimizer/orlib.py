@@ -39,7 +39,7 @@ def load(number: int) -> Instance:
     return Instance(number, optimum, p, capacity, accounts, distances)
 
 
-def write(inst: Instance, folder: Path) -> dict[str, Path]:
+def write(inst: Instance, folder: Path, time_limit: float = 300) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     inst.accounts.to_csv(folder / "accounts.csv", index=False)
     inst.distances.to_csv(folder / "distances.csv", index=False)
@@ -48,6 +48,6 @@ def write(inst: Instance, folder: Path) -> dict[str, Path]:
         f"territories: {inst.p}\n"
         "balance:\n"
         f"  workload: {{tolerance: null, max: {inst.capacity}, hard: true}}\n"
-        "solver: {time_limit: 300, mip_gap: 0}\n")
+        f"solver: {{time_limit: {time_limit:g}, mip_gap: 0}}\n")
     return {n: folder / f"{n}.{'yaml' if n == 'scenario' else 'csv'}"
             for n in ("accounts", "distances", "scenario")}

@@ -85,9 +85,15 @@ def test_too_few_centres_or_too_narrow_bands_explained() -> None:
                "120 h" in r for r in err.value.reasons)
 
 
-def run_orlib(number: int, tmp_path: Path) -> dict:
+ORLIB_20_SECONDS = 60
+
+
+def run_orlib(number: int, tmp_path: Path, time_limit: float = 300,
+              proven: bool | None = True) -> dict:
+    """`territory design` on OR-Library instance `number`; with `proven`, the published
+    optimum must be reached (and proven); with None, only a valid plan is checked here."""
     inst = load(number)
-    files = write(inst, tmp_path)
+    files = write(inst, tmp_path, time_limit=time_limit)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, [
         "design", "--accounts", str(files["accounts"]), "--distances",
@@ -97,9 +103,11 @@ def run_orlib(number: int, tmp_path: Path) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     terr = pd.read_csv(out / "territories.csv")
     assert len(terr) == inst.p and (terr["workload"] <= inst.capacity).all()
-    assert summary["status"] == "optimal"
-    assert math.isclose(summary["objective"], inst.optimum, abs_tol=1e-6)
-    assert math.isclose(summary["bound"], inst.optimum, abs_tol=1e-6)
+    if proven is not None:
+        assert math.isclose(summary["objective"], inst.optimum, abs_tol=1e-6)
+    if proven:
+        assert summary["status"] == "optimal"
+        assert math.isclose(summary["bound"], inst.optimum, abs_tol=1e-6)
     return summary
 
 
@@ -112,6 +120,19 @@ def test_orlib_50_points(number: int, tmp_path: Path) -> None:
 @pytest.mark.parametrize("number", range(11, 20))
 def test_orlib_100_points(number: int, tmp_path: Path) -> None:
     run_orlib(number, tmp_path)
+
+
+@pytest.mark.slow
+def test_orlib_20_near_the_optimum_with_an_honest_bound(tmp_path: Path) -> None:
+    """Instance 20 is not solved here: its Lagrangian bound (973.65, equal to the
+    column-generation bound) sits 3 % below the optimum 1005, and neither the core heuristic
+    nor HiGHS' search reaches 1005 reliably (1009–1016 in 300 s). Within a minute the plan
+    must be within 3 % of the optimum, its bound valid, and the status not claim a proof."""
+    inst = load(20)
+    summary = run_orlib(20, tmp_path, time_limit=ORLIB_20_SECONDS, proven=None)
+    assert summary["status"] == "feasible"
+    assert inst.optimum <= summary["objective"] <= 1.03 * inst.optimum
+    assert summary["bound"] <= inst.optimum
 
 
 def _enumerate_optimum(travel: np.ndarray, load: np.ndarray, n: int, lo: float,
@@ -165,8 +186,41 @@ def test_lagrangian_bound_is_valid(seed: int, integer_loads: bool) -> None:
         pair = lag.pair_bounds(rel)  # (J, U)
         assert (pair[plan, np.arange(n_units)] <= optimum + 1e-9).all()
         assert (rel.centre_bounds()[list(opened)] <= optimum + 1e-9).all()
+        # The MIP's Lagrangian cuts keep the optimal plan: each open centre's units cost at
+        # least its knapsack value at these multipliers.
+        for j in opened:
+            mine = plan == j
+            assert (p.travel[mine, j] - lam[mine]).sum() >= rel.value[j] - 1e-9
     result = solve(data, sc)
     r = result.report
     assert r.bound is not None and r.bound <= optimum + 1e-7 <= r.objective + 2e-7
     assert r.status.value == "optimal" and math.isclose(r.objective, optimum, rel_tol=1e-7)
     assert r.pricing["knapsacks"] == ("integer" if integer_loads else "fractional")
+
+
+def test_allocation_at_scale_rounds_its_lp_within_the_bands() -> None:
+    """Above ALLOCATE_LP_PAIRS the heuristic allocates by rounding the LP: every unit goes to
+    an open centre, every band holds, and the plan is no dearer than the greedy balance."""
+    from optimizer import design
+
+    rng = np.random.default_rng(7)
+    n, n_terr = 700, 35
+    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)],
+                        "x": rng.uniform(0, 1000, n), "y": rng.uniform(0, 1000, n),
+                        "workload": rng.uniform(5, 40, n)})
+    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
+                                  "territories": n_terr,
+                                  "balance": {"workload": {"tolerance": 0.05}}})
+    p = design.prepare(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+    centres = np.sort(rng.choice(n, n_terr, replace=False))
+    assert n * n_terr > design.ALLOCATE_LP_PAIRS
+    found = design._allocate(p, centres, 60, None)
+    assert found is not None
+    cost, plan = found
+    assert set(np.unique(plan)) <= set(centres.tolist())
+    loads = np.bincount(plan, weights=p.amount[:, 0], minlength=p.n_candidates)[centres]
+    assert (loads >= p.lo[0] - 1e-6).all() and (loads <= p.hi[0] + 1e-6).all()
+    assert math.isclose(cost, p.travel[np.arange(n), plan].sum(), rel_tol=1e-9)
+    greedy = design._balance_greedy(p, centres)
+    if greedy is not None:
+        assert cost <= p.travel[np.arange(n), centres[greedy]].sum() + 1e-6
