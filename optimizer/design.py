@@ -92,6 +92,10 @@ FULL_LP_PAIRS = 200_000
 HEURISTIC_SHARE = 0.25
 BOUND_SHARE = 0.6
 CORE_SHARE = 0.15
+# With contiguity: the contiguous start (after locate–allocate) until this share, the bound
+# until the next, and no core heuristic (its plans need not be contiguous).
+CONTIGUOUS_START_SHARE = 0.6
+CONTIGUOUS_BOUND_SHARE = 0.75
 # The exact search after fixing is skipped above this many pairs (a Pyomo build and a MIP
 # that size do not close a gap within a planner's time limit).
 MIP_PAIRS_MAX = 400_000
@@ -305,7 +309,7 @@ def _greedy_centres(p: DesignProblem, rng: np.random.Generator) -> np.ndarray:
 # (all of them when that leaves no balanced assignment): a far smaller MIP at national scale.
 ALLOCATE_NEAREST = 8
 ALLOCATE_SECONDS = 10.0
-ALLOCATE_GAP = 0.01
+ALLOCATE_GAP = 1e-3
 # Above this many unit–centre pairs the allocation rounds its LP over all of them first
 # (`_allocate_from_lp`); the nearest-centre restriction can leave a remote centre unable to
 # gather its band, and the LP is cheap where the MIP is not.
@@ -1052,7 +1056,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     t0 = time.perf_counter()
     heuristic_deadline = started + HEURISTIC_SHARE * settings.time_limit
     incumbent = locate_allocate(p, heuristic_deadline, settings.threads)
-    contiguous_deadline = started + (BOUND_SHARE - 0.15) * settings.time_limit
+    contiguous_deadline = started + CONTIGUOUS_START_SHARE * settings.time_limit
     incumbent = contiguity.design_start(contig, p, incumbent, contiguous_deadline,
                                         settings.threads)  # contiguous, or None: a cold MIP
 
@@ -1074,7 +1078,8 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
         # One band metric: the Lagrangian bound in numpy (far cheaper than the LP at scale).
         # The core heuristic runs unless contiguity is required (its plans need not be).
         tell("lagrangian", z_inc if incumbent else None, msg="Lagrangian bound")
-        pruned = _lagrangian_phase(p, incumbent, started + BOUND_SHARE * settings.time_limit,
+        share = BOUND_SHARE if contig is None else CONTIGUOUS_BOUND_SHARE
+        pruned = _lagrangian_phase(p, incumbent, started + share * settings.time_limit,
                                    target, settings.threads, contig is None, tell, should_stop,
                                    core_seconds=CORE_SHARE * settings.time_limit)
         incumbent = pruned.incumbent
