@@ -40,10 +40,7 @@ def orlib_instance(number: int) -> Instance:
 
 def orlib_files(number: int, folder: Path, time_limit: float) -> dict[str, Path]:
     """The instance's CLI inputs; the scenario is travel only with a hard capacity, gap 0."""
-    files = write(load(number), folder)
-    text = files["scenario"].read_text().replace("time_limit: 300", f"time_limit: {time_limit:g}")
-    files["scenario"].write_text(text)
-    return files
+    return write(load(number), folder, time_limit=time_limit)
 
 
 def national_accounts(dataset: str) -> pd.DataFrame:

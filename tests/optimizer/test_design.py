@@ -85,15 +85,11 @@ def test_too_few_centres_or_too_narrow_bands_explained() -> None:
                "120 h" in r for r in err.value.reasons)
 
 
-ORLIB_20_SECONDS = 60
-
-
-def run_orlib(number: int, tmp_path: Path, time_limit: float = 300,
-              proven: bool | None = True) -> dict:
-    """`territory design` on OR-Library instance `number`; with `proven`, the published
-    optimum must be reached (and proven); with None, only a valid plan is checked here."""
+def run_orlib(number: int, tmp_path: Path, proven: bool = True) -> dict:
+    """`territory design` on OR-Library instance `number`: the published optimum must be
+    reached with a valid bound, and with `proven` also proven."""
     inst = load(number)
-    files = write(inst, tmp_path, time_limit=time_limit)
+    files = write(inst, tmp_path)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, [
         "design", "--accounts", str(files["accounts"]), "--distances",
@@ -103,8 +99,8 @@ def run_orlib(number: int, tmp_path: Path, time_limit: float = 300,
     summary = json.loads((out / "summary.json").read_text())
     terr = pd.read_csv(out / "territories.csv")
     assert len(terr) == inst.p and (terr["workload"] <= inst.capacity).all()
-    if proven is not None:
-        assert math.isclose(summary["objective"], inst.optimum, abs_tol=1e-6)
+    assert math.isclose(summary["objective"], inst.optimum, abs_tol=1e-6)
+    assert summary["bound"] <= inst.optimum + 1e-6
     if proven:
         assert summary["status"] == "optimal"
         assert math.isclose(summary["bound"], inst.optimum, abs_tol=1e-6)
@@ -123,16 +119,13 @@ def test_orlib_100_points(number: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_orlib_20_near_the_optimum_with_an_honest_bound(tmp_path: Path) -> None:
-    """Instance 20 is not solved here: its Lagrangian bound (973.65, equal to the
-    column-generation bound) sits 3 % below the optimum 1005, and neither the core heuristic
-    nor HiGHS' search reaches 1005 reliably (1009–1016 in 300 s). Within a minute the plan
-    must be within 3 % of the optimum, its bound valid, and the status not claim a proof."""
-    inst = load(20)
-    summary = run_orlib(20, tmp_path, time_limit=ORLIB_20_SECONDS, proven=None)
+def test_orlib_20_reaches_the_optimum(tmp_path: Path) -> None:
+    """Instance 20 reaches the published optimum but is not proven within the limit: its
+    Lagrangian bound (973.65, equal to the column-generation bound) sits 3 % below 1005 and
+    HiGHS' search closes that slowly (bound about 987 at 300 s; 1005 found after about
+    110 s). The status must not claim a proof, and the bound must stay valid."""
+    summary = run_orlib(20, tmp_path, proven=False)
     assert summary["status"] == "feasible"
-    assert inst.optimum <= summary["objective"] <= 1.03 * inst.optimum
-    assert summary["bound"] <= inst.optimum
 
 
 def _enumerate_optimum(travel: np.ndarray, load: np.ndarray, n: int, lo: float,
