@@ -476,10 +476,13 @@ def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
 # integral and candidates × units × (largest load + 1) stays below this; otherwise fractionally.
 DP_CELLS = 20_000_000
 # Above this many candidate–unit pairs, fractional knapsacks are solved sparsely: only the
-# pairs of negative reduced cost are gathered (selected in float32 with a safe margin, valued
-# in float64), which is exact for every candidate whose negative pairs reach the lower band and
-# a valid lower bound for the others (those are redone in full when the relaxation picks them).
+# pairs of negative reduced cost are gathered (from each unit's neighbourhood: the multipliers
+# are capped so that no other pair can be negative), which is exact for every candidate whose
+# negative pairs reach the lower band and a valid lower bound for the others (those are redone
+# in full when the relaxation picks them).
 SPARSE_PAIRS = 2_000_000
+# The neighbourhood of a unit at scale, in territories' worth of candidates (see `cap`).
+NEIGHBOURHOOD = 4
 
 
 def _fractional_knapsacks(r: np.ndarray, amount: np.ndarray, lo: float, hi: float
@@ -519,6 +522,32 @@ def _fractional_knapsacks(r: np.ndarray, amount: np.ndarray, lo: float, hi: floa
     value = np.where(found, prev_r + frac * rs[rows, sc], np.inf)
     mu = np.where(inside, 0.0, np.where(found, qs[rows, sc], np.inf))
     return value, mu, order, s, frac
+
+
+def _cheapest_knapsacks(r: np.ndarray, amount: np.ndarray, lo: float, hi: float, prefix: int
+                        ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray,
+                                   np.ndarray]:
+    """`_fractional_knapsacks` from each row's `prefix` cheapest items per unit of load (a
+    partition instead of a full sort), redone in full for the rows whose greedy reaches the
+    end of their prefix: where it stops inside, every other item costs more per unit of load,
+    so the prefix's solution is the row's. The sorted item positions come as one array a row.
+    """
+    m = r.shape[1]
+    if prefix >= m:
+        v, mu, order, s, frac = _fractional_knapsacks(r, amount, lo, hi)
+        return v, mu, list(order), s, frac
+    amt = np.broadcast_to(amount, r.shape)
+    part = np.argpartition(r / amt, prefix - 1, axis=1)[:, :prefix]
+    v, mu, order, s, frac = _fractional_knapsacks(np.take_along_axis(r, part, axis=1),
+                                                  np.take_along_axis(amt, part, axis=1), lo, hi)
+    orders = list(np.take_along_axis(part, order, axis=1))
+    redo = np.flatnonzero(s >= prefix)
+    if len(redo):
+        rv, rmu, rorder, rs, rfrac = _fractional_knapsacks(r[redo], amt[redo], lo, hi)
+        v[redo], mu[redo], s[redo], frac[redo] = rv, rmu, rs, rfrac
+        for t, row in enumerate(redo):
+            orders[row] = rorder[t]
+    return v, mu, orders, s, frac
 
 
 def _integer_knapsacks(r: np.ndarray, amount: np.ndarray, lo: int, hi: int, *,
@@ -625,8 +654,21 @@ class Lagrangian:
                 self.dp_hi = int(top)
                 self.dp_lo = max(0, math.ceil(self.lo - 1e-9))
         self.sparse = self.dp_hi is None and p.n_candidates * len(self.load) > SPARSE_PAIRS
+        # Multipliers are capped (any λ gives a valid bound): λ_u ≤ cap_u, u's travel to its
+        # NEIGHBOURHOOD-th nearest candidate. A pair can then have negative reduced cost only
+        # within that neighbourhood, so at scale each step scans those pairs, not all U × J.
+        self.cap = np.full(p.n_units, np.inf)
         if self.sparse:
-            self.ct32 = self.ct_load.astype(np.float32)
+            k = min(p.n_candidates - 1,
+                    NEIGHBOURHOOD * max(1, p.n_units // max(p.n_territories, 1)))
+            self.prefix = k  # items a full knapsack row sorts first (`_cheapest_knapsacks`)
+            travel = np.where(p.allowed, p.travel, np.inf)
+            self.cap[self.load] = np.partition(travel[self.load], k, axis=1)[:, k]
+            cap = self.cap[self.load]
+            inside = (self.ct_load <= cap) & np.isfinite(self.ct_load)
+            row, item = np.nonzero(inside)
+            self.near_row, self.near_item = row, item  # sorted by candidate row
+            self.near_cost = self.ct_load[row, item]
         self.rows_redone = 0
 
     @property
@@ -730,14 +772,14 @@ class Lagrangian:
         ratios in place and returns the rows it solved.
         """
         n_open = len(open_)
-        all_rows = n_open == len(self.closed)
-        ct = self.ct_load if all_rows else self.ct_load[open_]
-        ct32 = self.ct32 if all_rows else self.ct32[open_]
-        lam32 = lam_load.astype(np.float32)
-        # c < λ in exact arithmetic implies this in float32 (relative rounding ≤ 1.2e-7).
-        row, item = np.nonzero(ct32 < lam32 + (1e-6 * np.abs(lam32) + 1e-6))
-        del ct32
-        r = ct[row, item] - lam_load[item]
+        # λ ≤ cap: every pair of negative reduced cost is in the neighbourhood.
+        position = np.full(len(self.closed), -1)
+        position[open_] = np.arange(n_open)
+        pick = self.near_cost < lam_load[self.near_item]
+        row, item = position[self.near_row[pick]], self.near_item[pick]
+        inside = row >= 0
+        row, item = row[inside], item[inside]
+        r = self.near_cost[pick][inside] - lam_load[item]
         q = r / self.a[item]
         order = np.lexsort((q, row))  # by row, then cost per unit of load
         row, item, r, q = row[order], item[order], r[order], q[order]
@@ -774,8 +816,8 @@ class Lagrangian:
             rows = np.array([i for i in rows if short[i] and i not in full], dtype=int)
             self.rows_redone += len(rows)
             for chunk in np.array_split(rows, -(-len(rows) // 256)) if len(rows) else []:
-                vv, mm, oo, ss, ff = _fractional_knapsacks(ct[chunk] - lam_load, self.a,
-                                                           self.lo, self.hi)
+                vv, mm, oo, ss, ff = _cheapest_knapsacks(self.ct_load[open_[chunk]] - lam_load,
+                                                         self.a, self.lo, self.hi, self.prefix)
                 value[chunk], mu[chunk] = vv, mm
                 for t, i in enumerate(chunk):
                     full[int(i)] = (oo[t], int(ss[t]), float(ff[t]))
@@ -873,7 +915,7 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
     integral = _integral_objective(p)
     lag = Lagrangian(p)
     z = incumbent[0] if incumbent else math.inf
-    lam = _start_multipliers(p)
+    lam = np.minimum(_start_multipliers(p), lag.cap)
     best_bound, best_rel = -math.inf, None
     floor = math.inf
     theta, stall, patience = 1.0, 0, 30
@@ -925,7 +967,7 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
             break
         aim = z if incumbent is not None else abs(rel.bound) * 1.1 + 1.0
         step = theta * max(aim - rel.bound, 1e-6 * max(1.0, abs(rel.bound))) / norm
-        lam = lam + step * g
+        lam = np.minimum(lam + step * g, lag.cap)
     core_found = False
     core_time = 0.0
     if improve and incumbent is not None and best_rel is not None and core_seconds > 0 and \
@@ -1172,6 +1214,17 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
                         "exact search: the design is the heuristic's, with the bound proven "
                         "so far")
         termination, keep = Termination.time_limit, None
+        if contig is None:
+            # The time the exact search would have had goes on improving the incumbent:
+            # locate–allocate resumed from the incumbent's relocated centres.
+            tell("heuristic", z_inc, bound0, "locate–allocate resumed")
+            t0 = time.perf_counter()
+            found = locate_allocate(p, deadline, settings.threads,
+                                    centres=_relocate(p, incumbent[1]))
+            t_solve += time.perf_counter() - t0
+            if found is not None and found[0] < z_inc - 1e-9 * max(1.0, abs(z_inc)):
+                incumbent, z_inc, best_centre = found, found[0], found[1]
+                pricing["resumed_heuristic_improved"] = 1
     if keep is not None and (incumbent is None or
                              relative_gap(z_inc, bound0) > target):  # type: ignore[operator]
         if incumbent is not None:

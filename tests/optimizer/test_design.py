@@ -217,3 +217,60 @@ def test_allocation_at_scale_rounds_its_lp_within_the_bands() -> None:
     greedy = design._balance_greedy(p, centres)
     if greedy is not None:
         assert cost <= p.travel[np.arange(n), centres[greedy]].sum() + 1e-6
+
+
+def test_sparse_knapsacks_match_the_dense_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At scale each Lagrangian step scans only every unit's neighbourhood (multipliers are
+    capped so that no other pair can have a negative reduced cost). At the same capped
+    multipliers, with and without closed centres, the bound, the knapsack values (where exact)
+    and the relaxation's choice equal those of the dense fractional knapsacks."""
+    from optimizer import design
+
+    rng = np.random.default_rng(11)
+    n, n_terr = 300, 6
+    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)],
+                        "x": rng.uniform(0, 1000, n), "y": rng.uniform(0, 1000, n),
+                        "workload": rng.uniform(5, 40, n)})
+    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
+                                  "territories": n_terr,
+                                  "balance": {"workload": {"tolerance": 0.10}}})
+    p = design.prepare(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+    dense = design.Lagrangian(p)
+    monkeypatch.setattr(design, "SPARSE_PAIRS", 0)
+    sparse = design.Lagrangian(p)
+    assert sparse.sparse and not dense.sparse
+    assert len(sparse.near_row) < n * n  # a neighbourhood, not every pair
+    for trial in range(12):
+        lam = np.minimum(rng.uniform(0, 1.5, n) * sparse.cap, sparse.cap)
+        closed = rng.random(n) < (0.3 if trial % 2 else 0.0)
+        dense.closed, sparse.closed = closed.copy(), closed.copy()
+        a, b = dense.evaluate(lam), sparse.evaluate(lam)
+        assert math.isclose(a.bound, b.bound, rel_tol=1e-9, abs_tol=1e-6)
+        assert sorted(a.value[a.chosen]) == pytest.approx(sorted(b.value[b.chosen]))
+        # A sparse value is exact or, for a row it did not need to solve in full, lower.
+        assert (b.value <= a.value + 1e-6).all()
+        np.testing.assert_allclose(a.served, b.served, atol=1e-9)
+
+
+@pytest.mark.parametrize("prefix", [1, 5, 40, 400])
+def test_cheapest_knapsacks_equal_the_full_sort(prefix: int) -> None:
+    """Solving each row's knapsack from its `prefix` cheapest items (then in full where that
+    is not enough) gives the full sort's values, ratios and solutions."""
+    from optimizer.design import _cheapest_knapsacks, _fractional_knapsacks, _taken
+
+    rng = np.random.default_rng(prefix)
+    r = rng.normal(0, 10, (60, 120))
+    r[rng.random(r.shape) < 0.1] = np.inf  # pairs a row may not take
+    amount = rng.uniform(1, 5, 120)
+    for lo, hi in ((0.0, 30.0), (20.0, 40.0), (80.0, 90.0), (400.0, 500.0)):
+        v, mu, order, s, frac = _fractional_knapsacks(r, amount, lo, hi)
+        cv, cmu, corder, cs, cfrac = _cheapest_knapsacks(r, amount, lo, hi, prefix)
+        np.testing.assert_allclose(cv, v)
+        np.testing.assert_allclose(cmu, mu)
+        for row in range(len(r)):
+            if np.isfinite(v[row]):
+                a, wa = _taken(order[row], int(s[row]), float(frac[row]))
+                b, wb = _taken(corder[row], int(cs[row]), float(cfrac[row]))
+                x, y = np.zeros(120), np.zeros(120)
+                x[a], y[b] = wa, wb
+                np.testing.assert_allclose(x, y, atol=1e-12)
