@@ -32,8 +32,10 @@ Method
    load within the band); L(λ) = Σλ + the N least knapsack values is a lower bound for
    every λ. The knapsacks are solved exactly over integer loads by dynamic programming when
    the loads are integers and the table is small (OR-Library: the bound can then exceed
-   the LP's), otherwise fractionally by sorting, sparsely at scale (only pairs of negative
-   reduced cost). Subgradient ascent with Polyak steps towards z; then a core MIP (the
+   the LP's), otherwise fractionally by sorting, sparsely at scale: λ_u is capped at u's
+   travel to a nearby candidate (any λ gives a bound), so only pairs in that neighbourhood
+   can have negative reduced cost and a step scans those alone. Subgradient ascent with
+   Polyak steps towards z; then a core MIP (the
    candidates and pairs the relaxation prices cheapest, a few seconds) improves z. With
    several band metrics: the LP relaxation of (1)–(6) with pricing instead, and its reduced
    costs below.
@@ -48,7 +50,9 @@ Method
    Lagrangian bound (rounded up when travel is integral). Pruning is valid only against a
    plan actually found (the incumbent), never against a guess. The MIP also carries one
    Lagrangian cut per candidate, Σ_u (c[u,j] − λ_u) x[u,j] ≥ v_j(λ) y[j] at the best λ, so
-   its LP starts from the Lagrangian bound instead of the weaker LP bound.
+   its LP starts from the Lagrangian bound instead of the weaker LP bound. When too many
+   pairs are left for that search (national scale), its time resumes step 1 from the
+   incumbent's relocated centres instead.
 """
 
 from __future__ import annotations
