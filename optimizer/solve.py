@@ -180,11 +180,26 @@ def _compile(model: pyo.ConcreteModel) -> _Compiled:
                      time.perf_counter() - started)
 
 
+# HiGHS keeps one thread scheduler per process and refuses to run (model status error) when a
+# later call asks for another thread count, so a change of count restarts it first.
+_scheduler_started = False  # some run has started it
+_scheduler_threads: int | None = None  # the count it was asked for (None: HiGHS' default)
+
+
+def _use_threads(highs: highspy.Highs, threads: int | None) -> None:
+    global _scheduler_threads
+    if threads is None:
+        return  # HiGHS' default (threads = 0) runs on whatever scheduler there is
+    if _scheduler_started and _scheduler_threads != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+    _scheduler_threads = int(threads)
+    highs.setOptionValue("threads", int(threads))
+
+
 def _apply_options(highs: highspy.Highs, options: HighsOptions, is_mip: bool) -> None:
     if options.time_limit is not None:
         highs.setOptionValue("time_limit", max(0.01, float(options.time_limit)))
-    if options.threads is not None:
-        highs.setOptionValue("threads", int(options.threads))
+    _use_threads(highs, options.threads)
     if is_mip and options.mip_gap is not None:
         highs.setOptionValue("mip_rel_gap", float(options.mip_gap))
     if is_mip:
@@ -267,8 +282,10 @@ def run_highs(
             highs.cbSimplexInterrupt.subscribe(on_event)
             highs.cbIpmInterrupt.subscribe(on_event)
 
+    global _scheduler_started
     started = time.perf_counter()
     highs.run()
+    _scheduler_started = True
     seconds = time.perf_counter() - started
 
     model_status = highs.getModelStatus()

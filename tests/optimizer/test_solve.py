@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pyomo.environ as pyo
 
 from optimizer.solve import HighsOptions, Termination, _compile, run_highs
@@ -43,3 +45,21 @@ def test_start_and_values_land_on_the_right_variables() -> None:
     fixed_to_one.y[3].fix(0)
     sol = run_highs(fixed_to_one, HighsOptions(time_limit=10, mip_gap=0))
     assert list(sol.values["y"]) == [0.0, 0.0, 0.0, 0.0, 1.0]  # a fixed 1 reads back as 1
+
+
+def test_runs_may_ask_for_different_thread_counts() -> None:
+    """HiGHS keeps one thread scheduler per process; a run asking for another count than the
+    last (a scenario's solver.threads after a default run) still solves, to the same optimum."""
+    weights = [12, 7, 11, 8, 9, 6, 13, 5]
+    values = [w + i % 3 for i, w in enumerate(weights)]
+    best = max(sum(v for v, on in zip(values, pick, strict=True) if on)
+               for pick in itertools.product([0, 1], repeat=8)
+               if sum(w for w, on in zip(weights, pick, strict=True) if on) <= 30)
+    for threads in (None, 1, 2, None, 1):
+        m = pyo.ConcreteModel()
+        m.x = pyo.Var(range(8), domain=pyo.Binary)
+        m.cap = pyo.Constraint(expr=sum(w * m.x[i] for i, w in enumerate(weights)) <= 30)
+        m.obj = pyo.Objective(expr=-sum(v * m.x[i] for i, v in enumerate(values)))
+        sol = run_highs(m, HighsOptions(time_limit=10, mip_gap=0, threads=threads))
+        assert sol.termination is Termination.optimal, threads
+        assert sol.objective == -best
