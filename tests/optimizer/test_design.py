@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optimizer.cli import app
-from optimizer.design import solve
+from optimizer.design import DesignProblem, solve
 from optimizer.domain import DesignData, Scenario
 from optimizer.errors import InfeasibleScenarioError
 from optimizer.validate import validate_accounts
@@ -191,6 +191,20 @@ def test_lagrangian_bound_is_valid(seed: int, integer_loads: bool) -> None:
     assert r.pricing["knapsacks"] == ("integer" if integer_loads else "fractional")
 
 
+def _scattered_design(rng: np.random.Generator, n: int, n_terr: int,
+                      tolerance: float) -> DesignProblem:
+    """The arrays of a design of n accounts scattered over a 1,000 × 1,000 plane."""
+    from optimizer.design import prepare
+
+    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)],
+                        "x": rng.uniform(0, 1000, n), "y": rng.uniform(0, 1000, n),
+                        "workload": rng.uniform(5, 40, n)})
+    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
+                                  "territories": n_terr,
+                                  "balance": {"workload": {"tolerance": tolerance}}})
+    return prepare(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+
+
 def test_allocation_at_scale_rounds_its_lp_within_the_bands() -> None:
     """Above ALLOCATE_LP_PAIRS the heuristic allocates by rounding the LP: every unit goes to
     an open centre, every band holds, and the plan is no dearer than the greedy balance."""
@@ -198,13 +212,7 @@ def test_allocation_at_scale_rounds_its_lp_within_the_bands() -> None:
 
     rng = np.random.default_rng(7)
     n, n_terr = 700, 35
-    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)],
-                        "x": rng.uniform(0, 1000, n), "y": rng.uniform(0, 1000, n),
-                        "workload": rng.uniform(5, 40, n)})
-    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
-                                  "territories": n_terr,
-                                  "balance": {"workload": {"tolerance": 0.05}}})
-    p = design.prepare(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+    p = _scattered_design(rng, n, n_terr, 0.05)
     centres = np.sort(rng.choice(n, n_terr, replace=False))
     assert n * n_terr > design.ALLOCATE_LP_PAIRS
     found = design._allocate(p, centres, 60, None)
@@ -228,13 +236,7 @@ def test_sparse_knapsacks_match_the_dense_ones(monkeypatch: pytest.MonkeyPatch) 
 
     rng = np.random.default_rng(11)
     n, n_terr = 300, 6
-    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)],
-                        "x": rng.uniform(0, 1000, n), "y": rng.uniform(0, 1000, n),
-                        "workload": rng.uniform(5, 40, n)})
-    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
-                                  "territories": n_terr,
-                                  "balance": {"workload": {"tolerance": 0.10}}})
-    p = design.prepare(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+    p = _scattered_design(rng, n, n_terr, 0.10)
     dense = design.Lagrangian(p)
     monkeypatch.setattr(design, "SPARSE_PAIRS", 0)
     sparse = design.Lagrangian(p)
