@@ -23,7 +23,7 @@ NOTES: dict[str, str] = {
         "What limits it: both sides, and no longer the step cost. Each Lagrangian step now "
         "scans every unit's neighbourhood (capped multipliers) and sorts only the cheapest "
         "items of a full knapsack row: 0.09 s a step at the converged multipliers, against "
-        "0.19 s before, so 448 steps fit where 260 did. Run for 2,000 steps (6 min), the "
+        "0.19 s before, so 482 steps fit where 260 did. Run for 2,000 steps (6 min), the "
         "bound levels off near 3.00 M (rising by about 0.01 % per 100 steps), where "
         "max_λ L(λ) is the LP bound of (1)–(6). The best plan any run found is 3.258 M "
         "(locate–allocate given 72 s, or resumed in the time the skipped exact search "
