@@ -25,8 +25,11 @@ Method
 1. Locate–allocate heuristic: greedy centres, then alternately assign units to the open
    centres and move each centre to its territory's 1-median, until nothing changes. The
    assignment is a greedy balance (nearest centre, then cheapest moves until the bands hold)
-   improved by a short HiGHS MIP over each unit's 8 nearest open centres. This is the
-   incumbent z.
+   improved by a short HiGHS MIP over each unit's 8 nearest open centres (at scale: the
+   allocation's LP, then a MIP over the units it splits). Then neighbourhood
+   re-optimisation: each pair of bordering territories is designed again on its own (a
+   short MIP over their units and a few candidate centres each, both centres free) while
+   that lowers travel. This is the incumbent z.
 2. With at most one band metric: a Lagrangian bound in numpy. Relaxing the assignment rows
    (2) with multipliers λ leaves one knapsack per candidate (units at reduced cost c − λ,
    load within the band); L(λ) = Σλ + the N least knapsack values is a lower bound for
@@ -52,7 +55,7 @@ Method
    Lagrangian cut per candidate, Σ_u (c[u,j] − λ_u) x[u,j] ≥ v_j(λ) y[j] at the best λ, so
    its LP starts from the Lagrangian bound instead of the weaker LP bound. When too many
    pairs are left for that search (national scale), its time resumes step 1 from the
-   incumbent's relocated centres instead.
+   incumbent's relocated centres instead (locate–allocate, then pair re-optimisation).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -257,6 +260,25 @@ def build(p: DesignProblem, pair_unit: np.ndarray, pair_centre: np.ndarray, *,
     return m
 
 
+def build_allocation(p: DesignProblem, pair_unit: np.ndarray, pair_centre: np.ndarray,
+                     centres: np.ndarray, *, relaxed: bool = False) -> pyo.ConcreteModel:
+    """(1), (2), (5), (6) with the open centres given (`centres`, sorted): the allocation step
+    of the heuristic. No y and no x ≤ y rows, which at national scale are most of the
+    model's building time."""
+    m = pyo.ConcreteModel(name="allocation")
+    xs = blocks.add_assignment_vars(m, len(pair_unit), relaxed=relaxed)
+    blocks.add_assignment(m, xs, pair_unit, p.n_units)
+    metrics = p.metrics()
+    scale = _metric_scale(p)
+    position = np.searchsorted(centres, pair_centre)
+    blocks.add_loads(m, xs, position, (p.amount * scale)[pair_unit], len(centres), metrics)
+    lo, hi = (np.tile(b * scale, (len(centres), 1)) for b in (p.lo, p.hi))
+    none = np.zeros_like(lo)
+    blocks.add_bands(m, lo, hi, none, none, none, metrics, elastic=None)
+    m.objective = pyo.Objective(expr=blocks.linear(p.travel[pair_unit, pair_centre], xs))
+    return m
+
+
 def _add_lagrangian_cuts(rows: pyo.ConstraintList, m: pyo.ConcreteModel, xs: list[Any],
                          p: DesignProblem, pair_unit: np.ndarray, pair_centre: np.ndarray,
                          lam: np.ndarray, value: np.ndarray) -> None:
@@ -369,11 +391,9 @@ def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
     if not ok.any(axis=1).all():
         return None
     greedy = _balance_greedy(p, centres)
-    closed = np.ones(p.n_candidates, dtype=bool)
-    closed[centres] = False
     if ok.sum() > ALLOCATE_LP_PAIRS:
         u, jj = np.nonzero(ok)
-        rounded = _allocate_from_lp(p, u, jj, centres[jj], closed, greedy, time_limit, threads)
+        rounded = _allocate_from_lp(p, u, jj, centres, greedy, time_limit, threads)
         if rounded is not None:
             return rounded
     if nearest is not None and nearest < len(centres):
@@ -384,17 +404,16 @@ def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
             ok[np.arange(p.n_units), greedy] = True
     u, jj = np.nonzero(ok)
     j = centres[jj]
-    model = build(p, u, j, closed=closed)
+    model = build_allocation(p, u, j, np.sort(centres))
     start: dict[str, dict[object, float]] | None = None if greedy is None else {
-        "x": {int(i): 1.0 for i in np.flatnonzero(greedy[u] == jj)},
-        "y": {int(c): 1.0 for c in centres}}
+        "x": {int(i): 1.0 for i in np.flatnonzero(greedy[u] == jj)}}
     # A heuristic step: a short, loosely converged MIP (the exact search comes later).
     sol = run_highs(model, HighsOptions(time_limit=max(min(time_limit, ALLOCATE_SECONDS), 0.2),
                                         mip_gap=ALLOCATE_GAP, threads=threads), start=start)
     if not sol.has_solution or sol.objective is None:
         if greedy is not None:
             plan = centres[greedy]
-            return float(p.travel[np.arange(p.n_units), plan].sum()), plan
+            return _plan_cost(p, plan), plan
         left = time_limit - (time.perf_counter() - started)
         if nearest is not None and nearest < len(centres) and left > 0.5:
             return _allocate(p, centres, left, threads, nearest=None)
@@ -405,15 +424,16 @@ def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
     return float(sol.objective), unit_centre
 
 
-def _allocate_from_lp(p: DesignProblem, u: np.ndarray, jj: np.ndarray, j: np.ndarray,
-                      closed: np.ndarray, greedy: np.ndarray | None, time_limit: float,
+def _allocate_from_lp(p: DesignProblem, u: np.ndarray, jj: np.ndarray, centres: np.ndarray,
+                      greedy: np.ndarray | None, time_limit: float,
                       threads: int | None) -> tuple[float, np.ndarray] | None:
     """The allocation at scale: its LP, then a MIP over the units the LP splits (a basic
     solution splits at most about one unit per binding band), the others kept where the LP
     put them. A MIP over every pair spends its time on root cuts instead (national data:
     10 s without a plan). None when the LP fails or the rounding cannot meet the bands."""
     started = time.perf_counter()
-    lp = run_highs(build(p, u, j, closed=closed, relaxed=True),
+    j, open_ = centres[jj], np.sort(centres)
+    lp = run_highs(build_allocation(p, u, j, open_, relaxed=True),
                    HighsOptions(time_limit=max(time_limit, 0.2), threads=threads))
     if lp.termination is not Termination.optimal or "x" not in lp.values:
         return None
@@ -424,10 +444,9 @@ def _allocate_from_lp(p: DesignProblem, u: np.ndarray, jj: np.ndarray, j: np.nda
     u, jj, j = u[sub], jj[sub], j[sub]
     start: dict[str, dict[object, float]] | None = None
     if greedy is not None and (greedy[u[whole[sub]]] == jj[whole[sub]]).all():
-        start = {"x": {int(i): 1.0 for i in np.flatnonzero(greedy[u] == jj)},
-                 "y": {int(c): 1.0 for c in np.flatnonzero(~closed)}}
+        start = {"x": {int(i): 1.0 for i in np.flatnonzero(greedy[u] == jj)}}
     left = time_limit - (time.perf_counter() - started)
-    sol = run_highs(build(p, u, j, closed=closed),
+    sol = run_highs(build_allocation(p, u, j, open_),
                     HighsOptions(time_limit=max(min(left, ALLOCATE_SECONDS), 0.2),
                                  mip_gap=ALLOCATE_GAP, threads=threads), start=start)
     if not sol.has_solution or sol.objective is None:
@@ -451,26 +470,125 @@ def _relocate(p: DesignProblem, unit_centre: np.ndarray) -> np.ndarray:
 
 
 def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
-                    rounds: int = 20, centres: np.ndarray | None = None
+                    rounds: int = 20, centres: np.ndarray | None = None, patience: int = 3
                     ) -> tuple[float, np.ndarray] | None:
-    """The incumbent of step 1: alternate allocation and relocation until stable, from
-    greedy centres or the given ones."""
+    """The incumbent of step 1: alternate allocation and relocation until stable (or
+    `patience` rounds without a better plan: at scale it ends in a cycle of near-equal
+    plans), from greedy centres or the given ones."""
     if centres is None:
         centres = _greedy_centres(p, np.random.default_rng(0))
     best: tuple[float, np.ndarray] | None = None
     seen: set[tuple[int, ...]] = set()
+    idle = 0
     for _ in range(rounds):
         key = tuple(sorted(int(c) for c in centres))
-        if key in seen or time.perf_counter() > deadline:
+        if key in seen or idle >= patience or time.perf_counter() > deadline:
             break
         seen.add(key)
         alloc = _allocate(p, centres, min(30.0, deadline - time.perf_counter()), threads)
         if alloc is None:
             break
         if best is None or alloc[0] < best[0] - 1e-9:
-            best = alloc
+            best, idle = alloc, 0
+        else:
+            idle += 1
         centres = _relocate(p, alloc[1])
     return best
+
+
+# Neighbourhood re-optimisation: a few neighbouring territories (two, or three) solved again
+# together as a design of their own (their units; each territory's GROUP_CANDIDATES cheapest
+# centres for its current units; all their centres free), by a short MIP. Locate–allocate
+# moves one centre at a time against fixed neighbours; this moves several centres and the
+# borders between them at once.
+GROUP_CANDIDATES = 5
+GROUP_SECONDS = 1.0
+GROUP_GAP = 1e-3
+
+
+def _neighbour_groups(p: DesignProblem, unit_centre: np.ndarray, size: int
+                      ) -> list[tuple[int, ...]]:
+    """Groups of `size` territories (by centre) that border each other, most shared border
+    first: a unit whose `size` nearest open centres are the group lies on their borders."""
+    centres = np.unique(unit_centre)
+    if len(centres) < size:
+        return []
+    t = np.where(p.allowed[:, centres], p.travel[:, centres], np.inf)
+    near = np.sort(centres[np.argpartition(t, size - 1, axis=1)[:, :size]], axis=1)
+    groups, votes = np.unique(near, axis=0, return_counts=True)
+    return [tuple(int(c) for c in g) for g in groups[np.argsort(-votes, kind="stable")]]
+
+
+def _resolve_group(p: DesignProblem, unit_centre: np.ndarray, group: tuple[int, ...],
+                   time_limit: float, threads: int | None) -> np.ndarray | None:
+    """A better plan for the group's territories, or None when the MIP finds none."""
+    units = np.flatnonzero(np.isin(unit_centre, group))
+    travel = np.where(p.allowed[units], p.travel[units], np.inf)
+    taken = np.zeros(p.n_candidates, dtype=bool)  # other territories' centres stay theirs
+    taken[np.unique(unit_centre)] = True
+    taken[list(group)] = False
+    cands = set(group)
+    k = min(GROUP_CANDIDATES, p.n_candidates - 1)
+    for c in group:
+        one_median = np.where(taken, np.inf, travel[unit_centre[units] == c].sum(axis=0))
+        cands.update(int(j) for j in np.argpartition(one_median, k)[:k + 1]
+                     if np.isfinite(one_median[j]))
+    cand = np.array(sorted(cands))
+    sub = replace(p, members=[p.members[u] for u in units],
+                  unit_label=[p.unit_label[u] for u in units], amount=p.amount[units],
+                  travel=travel[:, cand], candidate_ids=[p.candidate_ids[j] for j in cand],
+                  n_territories=len(group))
+    u, j = np.nonzero(np.isfinite(sub.travel))
+    now = np.searchsorted(cand, unit_centre[units])
+    before = float(sub.travel[np.arange(len(units)), now].sum())
+    start: dict[str, dict[object, float]] = {
+        "x": {int(i): 1.0 for i in np.flatnonzero(now[u] == j)},
+        "y": {int(np.searchsorted(cand, c)): 1.0 for c in group}}
+    sol = run_highs(build(sub, u, j), HighsOptions(time_limit=time_limit, mip_gap=GROUP_GAP,
+                                                   threads=threads), start=start)
+    if not sol.has_solution or sol.objective is None or \
+            sol.objective >= before - 1e-9 * max(1.0, abs(before)):
+        return None
+    chosen = sol.values["x"] > 0.5
+    better = unit_centre.copy()
+    better[units[u[chosen]]] = cand[j[chosen]]
+    return better
+
+
+def improve_by_neighbours(p: DesignProblem, incumbent: tuple[float, np.ndarray],
+                          deadline: float, threads: int | None,
+                          should_stop: StopCheck | None = None, sizes: Sequence[int] = (2,)
+                          ) -> tuple[float, np.ndarray]:
+    """Re-optimise neighbouring groups of territories, pairs first (then larger groups from
+    `sizes` once no pair improves), until none improves (a local optimum for those moves)
+    or the deadline."""
+    unit_centre = incumbent[1].copy()
+    version: dict[int, int] = {}  # bumped whenever a territory's units change
+    tried: set[tuple[tuple[int, int], ...]] = set()  # groups that did not improve, as they were
+    for size in sizes:
+        improved = True
+        while improved:
+            improved = False
+            for group in _neighbour_groups(p, unit_centre, size):
+                left = deadline - time.perf_counter()
+                if left < 0.2 or (should_stop is not None and should_stop()):
+                    return _plan_cost(p, unit_centre), unit_centre
+                key = tuple((c, version.get(c, 0)) for c in group)
+                if key in tried or not np.isin(group, unit_centre).all():
+                    continue
+                better = _resolve_group(p, unit_centre, group, min(GROUP_SECONDS, left),
+                                        threads)
+                if better is None:
+                    tried.add(key)
+                    continue
+                for c in set(group) | set(np.unique(better[np.isin(unit_centre, group)])):
+                    version[int(c)] = version.get(int(c), 0) + 1
+                unit_centre, improved = better, True
+    return _plan_cost(p, unit_centre), unit_centre
+
+
+def _plan_cost(p: DesignProblem, unit_centre: np.ndarray) -> float:
+    return float(p.travel[np.arange(p.n_units), unit_centre].sum())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -965,7 +1083,7 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
         if norm < 1e-12:
             # Every unit served once: with 0/1 knapsacks the relaxation's solution is a plan.
             if improve and rel.integral and (rel.owner >= 0).all():
-                cost = float(p.travel[np.arange(p.n_units), rel.owner].sum())
+                cost = _plan_cost(p, rel.owner)
                 if cost < z:
                     incumbent, z = (cost, rel.owner.copy()), cost
             break
@@ -974,7 +1092,10 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
         lam = np.minimum(lam + step * g, lag.cap)
     core_found = False
     core_time = 0.0
+    # The core MIP is skipped at national scale (sparse knapsacks), where it found no better
+    # plan in any run: its time goes to the heuristics after fixing instead.
     if improve and incumbent is not None and best_rel is not None and core_seconds > 0 and \
+            not lag.sparse and \
             (relative_gap(z, _round_up(best_bound, integral)) or 0.0) > target:
         tell("core", z, _round_up(best_bound, integral), "MIP over the relaxation's cheapest pairs")
         t_core = time.perf_counter()
@@ -1064,7 +1185,7 @@ def _core_heuristic(p: DesignProblem, lag: Lagrangian, rel: _Relaxed,
     chosen = sol.values["x"] > 0.5
     plan = np.full(p.n_units, -1)
     plan[u[chosen]] = j[chosen]
-    return float(p.travel[np.arange(p.n_units), plan].sum()), plan
+    return _plan_cost(p, plan), plan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1102,6 +1223,9 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     t0 = time.perf_counter()
     heuristic_deadline = started + HEURISTIC_SHARE * settings.time_limit
     incumbent = locate_allocate(p, heuristic_deadline, settings.threads)
+    if incumbent is not None and contig is None:
+        incumbent = improve_by_neighbours(p, incumbent, heuristic_deadline, settings.threads,
+                                     should_stop)
     contiguous_deadline = started + CONTIGUOUS_START_SHARE * settings.time_limit
     incumbent = contiguity.design_start(contig, p, incumbent, contiguous_deadline,
                                         settings.threads)  # contiguous, or None: a cold MIP
@@ -1220,13 +1344,18 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
         termination, keep = Termination.time_limit, None
         if contig is None:
             # The time the exact search would have had goes on improving the incumbent:
-            # locate–allocate resumed from the incumbent's relocated centres.
+            # locate–allocate resumed from its relocated centres (step 1 may have been cut
+            # short), then pair re-optimisation from the better plan.
             tell("heuristic", z_inc, bound0, "locate–allocate resumed")
             t0 = time.perf_counter()
             found = locate_allocate(p, deadline, settings.threads,
-                                    centres=_relocate(p, incumbent[1]))
+                                    centres=_relocate(p, incumbent[1]), patience=1)
+            if found is None or found[0] >= z_inc:
+                found = incumbent
+            tell("heuristic", z_inc, bound0, "neighbourhood re-optimisation")
+            found = improve_by_neighbours(p, found, deadline, settings.threads, should_stop)
             t_solve += time.perf_counter() - t0
-            if found is not None and found[0] < z_inc - 1e-9 * max(1.0, abs(z_inc)):
+            if found[0] < z_inc - 1e-9 * max(1.0, abs(z_inc)):
                 incumbent, z_inc, best_centre = found, found[0], found[1]
                 pricing["resumed_heuristic_improved"] = 1
     if keep is not None and (incumbent is None or

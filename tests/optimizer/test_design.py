@@ -276,3 +276,87 @@ def test_cheapest_knapsacks_equal_the_full_sort(prefix: int) -> None:
                 x, y = np.zeros(120), np.zeros(120)
                 x[a], y[b] = wa, wb
                 np.testing.assert_allclose(x, y, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_allocation_to_given_centres_matches_brute_force(seed: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allocation step (no centre variables: the open centres are given) finds the least
+    travel over every assignment of the units to those centres that holds the bands."""
+    from optimizer import design
+
+    monkeypatch.setattr(design, "ALLOCATE_GAP", 0.0)
+    rng = np.random.default_rng(seed)
+    n, n_terr = 8, 3
+    p = _scattered_design(rng, n, n_terr, 0.25)
+    centres = np.sort(rng.choice(n, n_terr, replace=False))
+    best = math.inf
+    for combo in itertools.product(range(n_terr), repeat=n):
+        a = np.array(combo)
+        loads = np.bincount(a, weights=p.amount[:, 0], minlength=n_terr)
+        if (loads >= p.lo[0] - 1e-9).all() and (loads <= p.hi[0] + 1e-9).all():
+            best = min(best, float(p.travel[np.arange(n), centres[a]].sum()))
+    found = design._allocate(p, centres, 30, None, nearest=None)
+    if not math.isfinite(best):
+        assert found is None
+        return
+    assert found is not None
+    cost, plan = found
+    assert math.isclose(cost, best, rel_tol=1e-9)
+    assert math.isclose(cost, p.travel[np.arange(n), plan].sum(), rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_pair_reoptimisation_of_two_territories_is_the_optimum(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two territories and every candidate in reach, re-optimising the one pair is the
+    whole design: from a poor plan (two arbitrary centres, allocated) it reaches the
+    brute-force optimum."""
+    from optimizer import design
+
+    monkeypatch.setattr(design, "GROUP_CANDIDATES", 100)
+    monkeypatch.setattr(design, "GROUP_GAP", 0.0)
+    rng = np.random.default_rng(seed)
+    n, tol = 7, 0.2
+    x, y = rng.uniform(0, 100, n), rng.uniform(0, 100, n)
+    w = rng.integers(5, 30, n).astype(float)
+    mean = w.sum() / 2
+    expected = brute_force(x, y, w, 2, mean * (1 - tol), mean * (1 + tol))
+    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)], "x": x, "y": y,
+                        "workload": w})
+    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean", "territories": 2,
+                                  "balance": {"workload": {"tolerance": tol}}})
+    p = design.prepare(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+    start = None
+    for centres in itertools.combinations(range(n), 2):  # the first pair that can be balanced
+        start = design._allocate(p, np.array(centres), 30, None, nearest=None)
+        if start is not None:
+            break
+    assert expected is not None and start is not None
+    cost, plan = design.improve_by_neighbours(p, start, math.inf, None)
+    assert math.isclose(cost, expected, rel_tol=1e-7)
+    assert math.isclose(cost, p.travel[np.arange(n), plan].sum(), rel_tol=1e-9)
+    assert cost <= start[0] + 1e-9
+
+
+@pytest.mark.parametrize("sizes", [(2,), (2, 3)])
+def test_neighbourhood_reoptimisation_keeps_a_valid_plan_and_never_worsens_it(
+        sizes: tuple[int, ...]) -> None:
+    """On a larger design: the plan stays one of N distinct territories within the bands,
+    its cost is its travel, and no neighbouring group of the last size can be improved by
+    its MIP."""
+    from optimizer import design
+
+    rng = np.random.default_rng(5)
+    p = _scattered_design(rng, 240, 8, 0.08)
+    start = design.locate_allocate(p, math.inf, None, rounds=2)
+    assert start is not None
+    cost, plan = design.improve_by_neighbours(p, start, math.inf, None, sizes=sizes)
+    centres = np.unique(plan)
+    assert len(centres) == p.n_territories
+    loads = np.bincount(plan, weights=p.amount[:, 0], minlength=p.n_candidates)[centres]
+    assert (loads >= p.lo[0] - 1e-6).all() and (loads <= p.hi[0] + 1e-6).all()
+    assert math.isclose(cost, p.travel[np.arange(p.n_units), plan].sum(), rel_tol=1e-9)
+    assert cost <= start[0] + 1e-9
+    for group in design._neighbour_groups(p, plan, sizes[-1]):  # a local optimum
+        assert design._resolve_group(p, plan, group, 30, None) is None
