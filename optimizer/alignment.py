@@ -35,6 +35,10 @@ Method (why it proves its gap on the full problem while the models stay small)
    d ≥ 0 the final reduced costs. So a plan within G of z_LP uses only pairs with d ≤ G, and
    the MIP over those pairs (HiGHS) loses nothing within G. Its best bound b holds for the
    full problem once G ≥ incumbent - z_LP; the bound reported is max(z_LP, min(b, incumbent)).
+   Its first plan comes from the LP where possible (without contiguity): the LP solved again
+   with the hard bands narrowed by about one unit, its whole assignments kept and a small MIP
+   over the units it splits (`_round_lp`); with tight bands HiGHS can otherwise spend most of
+   the time limit looking for any plan.
 """
 
 from __future__ import annotations
@@ -305,8 +309,8 @@ def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: i
               should_stop: StopCheck | None, elastic: float,
               ) -> tuple[float, np.ndarray, dict[str, np.ndarray], np.ndarray, int]:
     """Column generation: LP over `mask`, price all allowed pairs, add the negative ones,
-    repeat. Returns (LP value, reduced costs, values of the elastic variables, final mask,
-    rounds)."""
+    repeat. Returns (LP value, reduced costs, values of x and the elastic variables, final
+    mask, rounds)."""
     tol = 1e-7 * max(1.0, float(np.nanmax(np.where(np.isfinite(s.cost), s.cost, 0))))
     for rounds in range(1, MAX_PRICING_ROUNDS + 1):
         pairs = Pairs.from_mask(mask)
@@ -323,8 +327,8 @@ def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: i
         clock.tell("lp", bound=None, message=f"pricing round {rounds}: LP {sol.objective:.6g}")
         negative = (red < -tol) & ~mask
         if not negative.any():
-            elastic_values = {k: v for k, v in sol.values.items() if k.startswith("art")}
-            return sol.objective, np.maximum(red, 0.0), elastic_values, mask, rounds
+            values = {k: v for k, v in sol.values.items() if k.startswith("art") or k == "x"}
+            return sol.objective, np.maximum(red, 0.0), values, mask, rounds
         # Add up to 3 of each unit's most negative pairs.
         cand = np.where(negative, red, np.inf)
         k = min(3, p.n_reps)
@@ -374,6 +378,76 @@ def _explain_infeasible(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock,
         return [f"the disruption limit lets {s.budget:.1%} of {measure} move, but meeting the "
                 f"balance bands and limits moves at least {z:.1%}"]
     return ["the balance bands, locks and limits cannot all hold at once"]
+
+
+# The LP-rounded first plan: its MIP over the units the LP splits gets at most this share of
+# the time left (and at most LP_ROUNDING_SECONDS).
+LP_ROUNDING_SHARE = 0.1
+LP_ROUNDING_SECONDS = 15.0
+# The band margins tried, as shares of the unit size `_round_lp` measures per rep.
+NARROWING = (1.0, 0.5)
+
+
+def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Clock,
+              threads: int | None, should_stop: StopCheck | None
+              ) -> tuple[float, np.ndarray] | None:
+    """A first plan from the LP. The LP is solved again with every hard band narrowed by
+    a margin (the largest unit the LP `x` splits onto the rep, at least the rep's median
+    unit; then half of that); its whole assignments stay, and a small MIP with the true
+    bands places the units it splits. A basic solution splits about one unit per
+    binding row, so rounding moves a rep's load by about one unit, which the narrowing
+    leaves room for. (Rounding the LP itself fails: it leaves reps exactly on their band
+    limits.) Without a start the restricted MIP must find its first plan itself, which with
+    tight two-sided bands can take most of the time limit. None when the narrowed LP or
+    the MIP finds nothing."""
+    pairs = Pairs.from_mask(mask)
+    # The margin: the largest unit the LP splits onto the rep, at least its typical unit.
+    split = (x > 1e-6) & (x < 1 - 1e-6)
+    assigned = x > 0.5
+    largest = np.zeros_like(s.lo)
+    for k in s.metrics:
+        np.maximum.at(largest[:, k], pairs.rep[split], s.amount[pairs.unit[split], k])
+        typical = np.zeros(len(s.lo))
+        for r, members in enumerate(blocks.group_positions(pairs.rep[assigned], len(s.lo))):
+            if len(members):
+                typical[r] = np.median(s.amount[pairs.unit[assigned][members], k])
+        largest[:, k] = np.maximum(largest[:, k], typical)
+    half_band = np.where(np.isfinite(s.hi), (s.hi - s.lo) / 2, np.inf)
+    # Units large against the band leave no room for their whole size: smaller margins next.
+    for share in NARROWING:
+        margin = np.minimum(largest * share, 0.9 * half_band)
+        narrowed = replace(s, lo=np.where(s.lo > 0, s.lo + margin, s.lo),
+                           hi=np.where(np.isfinite(s.hi), s.hi - margin, s.hi))
+        lp = run_highs(_timed_build(clock, narrowed, pairs, relaxed=True),
+                       HighsOptions(time_limit=max(clock.left, 0.5), threads=threads),
+                       should_stop=should_stop)
+        clock.solve += lp.seconds_solve + lp.seconds_compile
+        if lp.termination is Termination.cancelled:
+            return None
+        if lp.termination is not Termination.optimal or "x" not in lp.values:
+            continue
+        whole = lp.values["x"] > 1 - 1e-6
+        settled = np.zeros(p.n_units, dtype=bool)
+        settled[pairs.unit[whole]] = True
+        keep = whole | ~settled[pairs.unit]
+        sub = Pairs(pairs.unit[keep], pairs.rep[keep])
+        sol = run_highs(_timed_build(clock, s, sub),
+                        HighsOptions(time_limit=max(min(LP_ROUNDING_SECONDS,
+                                                        LP_ROUNDING_SHARE * clock.left), 0.5),
+                                     mip_gap=1e-3, threads=threads),
+                        should_stop=should_stop)
+        clock.solve += sol.seconds_solve + sol.seconds_compile
+        clock.tell("mip", None, None, message=f"LP rounding: bands narrowed by {share:g} "
+                   f"unit, {int((~settled).sum()):,} split units, "
+                   f"{sol.termination.value} in {sol.seconds_solve:.1f} s")
+        if sol.has_solution and sol.objective is not None:
+            chosen = sol.values["x"] > 0.5
+            plan = np.full(p.n_units, -1)
+            plan[sub.unit[chosen]] = sub.rep[chosen]
+            return float(sol.objective), plan
+        if sol.termination is Termination.cancelled:
+            return None
+    return None
 
 
 def _window_for(sorted_positive: np.ndarray, extra_pairs: int) -> float:
@@ -462,11 +536,19 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     window = _window_for(finite_red, p.n_units // 2)
     best_unit: np.ndarray | None = None
     z_inc = math.inf
+    if contig is None:  # a contiguous plan needs its own start (contiguity.py)
+        rounded = _round_lp(p, s, mask, lp["x"], clock, settings.threads, should_stop)
+        if rounded is not None:
+            z_inc, best_unit = rounded
+            clock.tell("mip", z_inc * to_normal, lp_bound * to_normal,
+                       message="first plan: the LP rounded")
     bound = lp_bound
     termination = Termination.optimal
     last_pairs = 0
     while True:
         mipmask = (red <= window) & p.allowed
+        if best_unit is not None:  # the MIP starts from the incumbent, so it holds its pairs
+            mipmask[np.arange(p.n_units), best_unit] = True
         last_pairs = int(mipmask.sum())
         clock.tell("mip", None if best_unit is None else z_inc * to_normal, bound * to_normal,
                    message=f"MIP over {last_pairs:,} pairs")
