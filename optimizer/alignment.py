@@ -418,8 +418,9 @@ def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Cl
         margin = np.minimum(largest * share, 0.9 * half_band)
         narrowed = replace(s, lo=np.where(s.lo > 0, s.lo + margin, s.lo),
                            hi=np.where(np.isfinite(s.hi), s.hi - margin, s.hi))
+        # At most a quarter of the time left: the restricted MIP can still find a plan itself.
         lp = run_highs(_timed_build(clock, narrowed, pairs, relaxed=True),
-                       HighsOptions(time_limit=max(clock.left, 0.5), threads=threads),
+                       HighsOptions(time_limit=max(0.25 * clock.left, 0.5), threads=threads),
                        should_stop=should_stop)
         clock.solve += lp.seconds_solve + lp.seconds_compile
         if lp.termination is Termination.cancelled:
