@@ -362,3 +362,59 @@ def test_neighbourhood_reoptimisation_keeps_a_valid_plan_and_never_worsens_it(
     assert cost <= start[0] + 1e-9
     for group in design._neighbour_groups(p, plan, sizes[-1]):  # a local optimum
         assert design._resolve_group(p, plan, group, 30, None) is None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_recombining_plans_finds_a_plan_none_of_them_is(seed: int) -> None:
+    """The MIP over the union of the plans' centres: given the allocation of every choice
+    of centres that is dearer than the optimum (so the union holds every candidate), it
+    finds the brute-force optimum, cheaper than each plan it was given."""
+    from optimizer import design
+
+    rng = np.random.default_rng(seed)
+    n_units, n_terr = 8, 3
+    p = _scattered_design(rng, n_units, n_terr, 0.3)
+    optimum, _, _ = _enumerate_optimum(p.travel, p.amount[:, 0], n_terr, p.lo[0], p.hi[0])
+    assert math.isfinite(optimum)
+    plans = []
+    for centres in itertools.combinations(range(p.n_candidates), n_terr):
+        # (a territory of two accounts costs the same from either: several sets can tie)
+        plan = design._allocate(p, np.array(centres), 30, None, nearest=None)
+        if plan is not None and plan[0] > optimum + 1e-6:
+            plans.append(plan)
+    assert len(np.unique(np.concatenate([plan[1] for plan in plans]))) == p.n_candidates
+    lag = design.Lagrangian(p)
+    rel = lag.evaluate(design._start_multipliers(p))  # any multipliers: valid pruning
+    cost, plan = design.recombine(p, lag, rel, plans, math.inf, None, 0.0)
+    assert math.isclose(cost, optimum, rel_tol=1e-9)
+    assert math.isclose(cost, p.travel[np.arange(n_units), plan].sum(), rel_tol=1e-9)
+    loads = np.bincount(plan, weights=p.amount[:, 0], minlength=p.n_candidates)[np.unique(plan)]
+    assert len(loads) == n_terr
+    assert (loads >= p.lo[0] - 1e-9).all() and (loads <= p.hi[0] + 1e-9).all()
+
+
+def test_merging_from_the_relaxations_centre_sets_keeps_a_valid_plan() -> None:
+    """Plan merging on 240 × 8 from a poor plan and the centre sets of a few subgradient
+    steps: the plan is N distinct territories within the bands, its cost is its travel,
+    and it is no dearer than the plan it started from."""
+    from optimizer import design
+
+    rng = np.random.default_rng(6)
+    p = _scattered_design(rng, 240, 8, 0.08)
+    start = design.locate_allocate(p, math.inf, None, rounds=1)
+    assert start is not None
+    lag = design.Lagrangian(p)
+    lam = design._start_multipliers(p)
+    sets: dict[tuple[int, ...], float] = {}
+    for _ in range(30):
+        rel = lag.evaluate(lam)
+        sets[tuple(sorted(int(c) for c in rel.chosen))] = rel.bound
+        g = 1.0 - rel.served
+        lam = lam + max(start[0] - rel.bound, 1e-6) / max(float(g @ g), 1e-12) * g
+    cost, plan = design.merge_plans(p, lag, rel, sets, start, math.inf, None, 1e-3)
+    centres = np.unique(plan)
+    assert len(centres) == p.n_territories
+    loads = np.bincount(plan, weights=p.amount[:, 0], minlength=p.n_candidates)[centres]
+    assert (loads >= p.lo[0] - 1e-6).all() and (loads <= p.hi[0] + 1e-6).all()
+    assert math.isclose(cost, p.travel[np.arange(p.n_units), plan].sum(), rel_tol=1e-9)
+    assert cost < start[0] - 1e-6
