@@ -1112,10 +1112,10 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
         # quick MIP (at scale it is an LP of seconds, from centres that are poor until the
         # bound has converged: the core MIP gets all).
         if merging:
-            found = merge_plans(p, lag, best_rel, centre_sets, incumbent,
-                                t_core + MERGE_SHARE * core_seconds, threads, target)
-            if found[0] < z - 1e-9 * max(1.0, abs(z)):
-                incumbent, z, core_found = found, found[0], True
+            merged = merge_plans(p, lag, best_rel, centre_sets, incumbent,
+                                 t_core + MERGE_SHARE * core_seconds, threads, target)
+            if merged[0] < z - 1e-9 * max(1.0, abs(z)):
+                incumbent, z, core_found = merged, merged[0], True
         left = core_seconds - (time.perf_counter() - t_core)
         found = _core_heuristic(p, lag, best_rel, incumbent, left, threads) \
             if left > 0.2 else None
@@ -1193,9 +1193,9 @@ def merge_plans(p: DesignProblem, lag: Lagrangian, rel: _Relaxed,
     started = time.perf_counter()
     screened: dict[tuple[int, ...], float] = {}
     for key in sorted(centre_sets, key=centre_sets.__getitem__, reverse=True)[:MERGE_SCREENED]:
-        found = _greedy_locate(p, np.array(key))
-        if found is not None:
-            screened[found[1]] = min(found[0], screened.get(found[1], math.inf))
+        greedy = _greedy_locate(p, np.array(key))
+        if greedy is not None:
+            screened[greedy[1]] = min(greedy[0], screened.get(greedy[1], math.inf))
     seeds_until = started + MERGE_SEEDS_SHARE * (deadline - started)
     plans = [incumbent]
     for key in sorted(screened, key=screened.__getitem__)[:MERGE_SEEDS]:
@@ -1224,19 +1224,27 @@ def recombine(p: DesignProblem, lag: Lagrangian, rel: _Relaxed,
         keep = (lag.pair_bounds(rel) <= t).T & p.allowed & ~closed
     keep[np.arange(p.n_units), best[1]] = True
     u, j = np.nonzero(keep)
+    merged = _design_from(p, u, j, best[1], closed, [(rel.lam, rel.value)],
+                          HighsOptions(time_limit=left, mip_gap=gap, threads=threads,
+                                       strong_branching=False))
+    return merged if merged is not None and merged[0] < best[0] else best
+
+
+def _design_from(p: DesignProblem, u: np.ndarray, j: np.ndarray, plan: np.ndarray,
+                 closed: np.ndarray, cuts: Sequence[tuple[np.ndarray, np.ndarray]],
+                 options: HighsOptions) -> tuple[float, np.ndarray] | None:
+    """(1)–(6) over the pairs (u, j) by a MIP started from `plan` (whose pairs must be
+    among them): its plan and travel, or None when it finds none."""
     start: dict[str, dict[object, float]] = {
-        "x": {int(i): 1.0 for i in np.flatnonzero(best[1][u] == j)},
-        "y": {int(c): 1.0 for c in np.unique(best[1])}}
-    sol = run_highs(build(p, u, j, closed=closed, cuts=[(rel.lam, rel.value)]),
-                    HighsOptions(time_limit=left, mip_gap=gap, threads=threads,
-                                 strong_branching=False), start=start)
+        "x": {int(i): 1.0 for i in np.flatnonzero(plan[u] == j)},
+        "y": {int(c): 1.0 for c in np.unique(plan)}}
+    sol = run_highs(build(p, u, j, closed=closed, cuts=cuts), options, start=start)
     if not sol.has_solution or sol.objective is None:
-        return best
+        return None
     chosen = sol.values["x"] > 0.5
-    plan = np.full(p.n_units, -1)
-    plan[u[chosen]] = j[chosen]
-    merged = _plan_cost(p, plan), plan
-    return merged if merged[0] < best[0] else best
+    found = np.full(p.n_units, -1)
+    found[u[chosen]] = j[chosen]
+    return _plan_cost(p, found), found
 
 
 # The core heuristic's MIP: the CORE_CENTRES × N candidates the relaxation prices cheapest,
@@ -1273,18 +1281,9 @@ def _core_heuristic(p: DesignProblem, lag: Lagrangian, rel: _Relaxed,
     closed = np.ones(p.n_candidates, dtype=bool)
     closed[core] = False
     u, j = np.nonzero(keep)
-    model = build(p, u, j, closed=closed, cuts=[(rel.lam, rel.value)])
-    start: dict[str, dict[object, float]] = {
-        "x": {int(i): 1.0 for i in np.flatnonzero(incumbent[1][u] == j)},
-        "y": {int(c): 1.0 for c in np.unique(incumbent[1])}}
-    sol = run_highs(model, HighsOptions(time_limit=time_limit, mip_gap=1e-3, threads=threads,
-                                        strong_branching=False), start=start)
-    if not sol.has_solution or sol.objective is None:
-        return None
-    chosen = sol.values["x"] > 0.5
-    plan = np.full(p.n_units, -1)
-    plan[u[chosen]] = j[chosen]
-    return _plan_cost(p, plan), plan
+    return _design_from(p, u, j, incumbent[1], closed, [(rel.lam, rel.value)],
+                        HighsOptions(time_limit=time_limit, mip_gap=1e-3, threads=threads,
+                                     strong_branching=False))
 
 
 # ---------------------------------------------------------------------------------------------
