@@ -64,9 +64,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -471,14 +471,22 @@ def _relocate(p: DesignProblem, unit_centre: np.ndarray) -> np.ndarray:
     return np.array(new)
 
 
+# An allocation step: the travel and plan of the given open centres, or None.
+Allocator = Callable[[np.ndarray], "tuple[float, np.ndarray] | None"]
+
+
 def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
-                    rounds: int = 20, centres: np.ndarray | None = None, patience: int = 3
-                    ) -> tuple[float, np.ndarray] | None:
+                    rounds: int = 20, centres: np.ndarray | None = None, patience: int = 3,
+                    allocate: Allocator | None = None) -> tuple[float, np.ndarray] | None:
     """The incumbent of step 1: alternate allocation and relocation until stable (or
     `patience` rounds without a better plan: at scale it ends in a cycle of near-equal
-    plans), from greedy centres or the given ones."""
+    plans), from greedy centres or the given ones. `allocate` replaces the MIP allocation
+    (plan merging screens with the greedy balance)."""
     if centres is None:
         centres = _greedy_centres(p, np.random.default_rng(0))
+    if allocate is None:
+        def allocate(c: np.ndarray) -> tuple[float, np.ndarray] | None:
+            return _allocate(p, c, min(30.0, deadline - time.perf_counter()), threads)
     best: tuple[float, np.ndarray] | None = None
     seen: set[tuple[int, ...]] = set()
     idle = 0
@@ -487,7 +495,7 @@ def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
         if key in seen or idle >= patience or time.perf_counter() > deadline:
             break
         seen.add(key)
-        alloc = _allocate(p, centres, min(30.0, deadline - time.perf_counter()), threads)
+        alloc = allocate(centres)
         if alloc is None:
             break
         if best is None or alloc[0] < best[0] - 1e-9:
@@ -1163,25 +1171,13 @@ MERGE_SCREENED = 300
 GREEDY_ROUNDS = 10
 
 
-def _greedy_locate(p: DesignProblem, centres: np.ndarray) -> tuple[float, tuple[int, ...]] | None:
-    """Locate–allocate with the greedy balance instead of a MIP: the best plan's travel and
-    centres (None when the greedy balance gets stuck)."""
-    best: tuple[float, tuple[int, ...]] | None = None
-    seen: set[tuple[int, ...]] = set()
-    for _ in range(GREEDY_ROUNDS):
-        key = tuple(sorted(int(c) for c in centres))
-        if key in seen:
-            break
-        seen.add(key)
-        own = _balance_greedy(p, centres)
-        if own is None:
-            break
-        plan = centres[own]
-        cost = _plan_cost(p, plan)
-        if best is None or cost < best[0]:
-            best = cost, key
-        centres = _relocate(p, plan)
-    return best
+def _greedy_allocation(p: DesignProblem, centres: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """The greedy balance as an allocation: its travel and plan (None when it gets stuck)."""
+    own = _balance_greedy(p, centres)
+    if own is None:
+        return None
+    plan = centres[own]
+    return _plan_cost(p, plan), plan
 
 
 def merge_plans(p: DesignProblem, lag: Lagrangian, rel: _Relaxed,
@@ -1192,10 +1188,13 @@ def merge_plans(p: DesignProblem, lag: Lagrangian, rel: _Relaxed,
     the pairs that can be in a better plan by the relaxation `rel`, and its cuts)."""
     started = time.perf_counter()
     screened: dict[tuple[int, ...], float] = {}
+    greedy = partial(_greedy_allocation, p)
     for key in sorted(centre_sets, key=centre_sets.__getitem__, reverse=True)[:MERGE_SCREENED]:
-        greedy = _greedy_locate(p, np.array(key))
-        if greedy is not None:
-            screened[greedy[1]] = min(greedy[0], screened.get(greedy[1], math.inf))
+        found = locate_allocate(p, math.inf, None, rounds=GREEDY_ROUNDS, centres=np.array(key),
+                                patience=GREEDY_ROUNDS, allocate=greedy)
+        if found is not None and len(centres := np.unique(found[1])) == p.n_territories:
+            seed = tuple(int(c) for c in centres)
+            screened[seed] = min(found[0], screened.get(seed, math.inf))
     seeds_until = started + MERGE_SEEDS_SHARE * (deadline - started)
     plans = [incumbent]
     for key in sorted(screened, key=screened.__getitem__)[:MERGE_SEEDS]:
