@@ -37,8 +37,9 @@ Method (why it proves its gap on the full problem while the models stay small)
    full problem once G ≥ incumbent - z_LP; the bound reported is max(z_LP, min(b, incumbent)).
    Its first plan comes from the LP where possible (without contiguity): the LP solved again
    with the hard bands narrowed by about one unit, its whole assignments kept and a small MIP
-   over the units it splits (`_round_lp`); with tight bands HiGHS can otherwise spend most of
-   the time limit looking for any plan.
+   over the units it splits (`_round_lp`; accounts large against the band are kept whole by
+   its last attempt); with tight bands HiGHS can otherwise spend most of the time limit
+   looking for any plan.
 """
 
 from __future__ import annotations
@@ -386,10 +387,13 @@ LP_ROUNDING_SHARE = 0.1
 LP_ROUNDING_SECONDS = 15.0
 # The band margins tried, as shares of the unit size `_round_lp` measures per rep.
 NARROWING = (1.0, 0.5)
+# The widest margin, as a share of the band's half width. A unit larger than that is large
+# at the rep: no margin absorbs rounding it, so the last attempt keeps such pairs whole.
+MAX_MARGIN = 0.9
 
 
 def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Clock,
-              threads: int | None, should_stop: StopCheck | None
+              threads: int | None, should_stop: StopCheck | None, keep_large_whole: bool = True
               ) -> tuple[float, np.ndarray] | None:
     """A first plan from the LP. The LP is solved again with every hard band narrowed by
     a margin (the largest unit the LP `x` splits onto the rep, at least the rep's median
@@ -397,35 +401,52 @@ def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Cl
     bands places the units it splits. A basic solution splits about one unit per
     binding row, so rounding moves a rep's load by about one unit, which the narrowing
     leaves room for. (Rounding the LP itself fails: it leaves reps exactly on their band
-    limits.) Without a start the restricted MIP must find its first plan itself, which with
-    tight two-sided bands can take most of the time limit. None when the narrowed LP or
-    the MIP finds nothing."""
+    limits.) Where some units are large against the band (a few big accounts among many
+    small ones), the last attempt keeps their pairs whole in the narrowed model (a MIP in
+    those pairs alone) and narrows by the small units only. Without a start the restricted
+    MIP must find its first plan itself, which with tight two-sided bands can take most of
+    the time limit. None when no attempt finds a plan."""
     pairs = Pairs.from_mask(mask)
-    # The margin: the largest unit the LP splits onto the rep, at least its typical unit.
+    half_band = np.where(np.isfinite(s.hi), (s.hi - s.lo) / 2, np.inf)
+    large = np.zeros(len(pairs), dtype=bool)
+    for k in s.metrics:
+        large |= s.amount[pairs.unit, k] > MAX_MARGIN * half_band[pairs.rep, k]
     split = (x > 1e-6) & (x < 1 - 1e-6)
     assigned = x > 0.5
-    largest = np.zeros_like(s.lo)
-    for k in s.metrics:
-        np.maximum.at(largest[:, k], pairs.rep[split], s.amount[pairs.unit[split], k])
-        typical = np.zeros(len(s.lo))
-        for r, members in enumerate(blocks.group_positions(pairs.rep[assigned], len(s.lo))):
-            if len(members):
-                typical[r] = np.median(s.amount[pairs.unit[assigned][members], k])
-        largest[:, k] = np.maximum(largest[:, k], typical)
-    half_band = np.where(np.isfinite(s.hi), (s.hi - s.lo) / 2, np.inf)
-    # Units large against the band leave no room for their whole size: smaller margins next.
-    for share in NARROWING:
-        margin = np.minimum(largest * share, 0.9 * half_band)
+
+    def unit_size(among: np.ndarray) -> np.ndarray:
+        """Per rep and metric: the largest of `among` the LP splits onto it, at least its
+        median assigned unit of `among`."""
+        size = np.zeros_like(s.lo)
+        for k in s.metrics:
+            cut = split & among
+            np.maximum.at(size[:, k], pairs.rep[cut], s.amount[pairs.unit[cut], k])
+            held = assigned & among
+            for r, members in enumerate(blocks.group_positions(pairs.rep[held], len(s.lo))):
+                if len(members):
+                    typical = np.median(s.amount[pairs.unit[held][members], k])
+                    size[r, k] = max(size[r, k], typical)
+        return size
+
+    attempts = [(share, False) for share in NARROWING]
+    if keep_large_whole and large.any() and not large.all():
+        attempts.append((1.0, True))
+    for share, whole_large in attempts:
+        size = unit_size(~large if whole_large else np.ones(len(pairs), dtype=bool))
+        margin = np.minimum(size * share, MAX_MARGIN * half_band)
         narrowed = replace(s, lo=np.where(s.lo > 0, s.lo + margin, s.lo),
                            hi=np.where(np.isfinite(s.hi), s.hi - margin, s.hi))
+        model = _timed_build(clock, narrowed, pairs, relaxed=True)
+        for i in np.flatnonzero(large) if whole_large else ():
+            model.x[int(i)].domain = pyo.Binary
         # At most a quarter of the time left: the restricted MIP can still find a plan itself.
-        lp = run_highs(_timed_build(clock, narrowed, pairs, relaxed=True),
-                       HighsOptions(time_limit=max(0.25 * clock.left, 0.5), threads=threads),
+        lp = run_highs(model, HighsOptions(time_limit=max(0.25 * clock.left, 0.5),
+                                           mip_gap=1e-2, threads=threads),
                        should_stop=should_stop)
         clock.solve += lp.seconds_solve + lp.seconds_compile
         if lp.termination is Termination.cancelled:
             return None
-        if lp.termination is not Termination.optimal or "x" not in lp.values:
+        if not lp.has_solution or "x" not in lp.values:
             continue
         whole = lp.values["x"] > 1 - 1e-6
         settled = np.zeros(p.n_units, dtype=bool)
@@ -438,8 +459,9 @@ def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Cl
                                      mip_gap=1e-3, threads=threads),
                         should_stop=should_stop)
         clock.solve += sol.seconds_solve + sol.seconds_compile
+        whole_note = f", {int(large.sum()):,} large pairs whole" if whole_large else ""
         clock.tell("mip", None, None, message=f"LP rounding: bands narrowed by {share:g} "
-                   f"unit, {int((~settled).sum()):,} split units, "
+                   f"unit{whole_note}, {int((~settled).sum()):,} split units, "
                    f"{sol.termination.value} in {sol.seconds_solve:.1f} s")
         if sol.has_solution and sol.objective is not None:
             chosen = sol.values["x"] > 0.5

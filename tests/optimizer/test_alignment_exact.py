@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from optimizer.alignment import solve
 from optimizer.distance import haversine_km
-from optimizer.domain import Scenario
+from optimizer.domain import AlignmentData, Scenario
 from optimizer.errors import InfeasibleScenarioError
-from tests.conftest import brute_force, make_instance
+from tests.conftest import Instance, brute_force, make_instance
 
 EXACT = {"solver": {"mip_gap": 0.0, "time_limit": 60}}
 
@@ -98,30 +100,24 @@ def test_travel_only_is_min_travel_subject_to_balance() -> None:
                         rel_tol=1e-9)
 
 
-def test_first_plan_is_the_rounded_lp() -> None:
-    """With tight two-sided bands and many small accounts per rep the first plan comes from
-    the LP at once (solved again with narrowed bands; its whole assignments kept, a small
-    MIP for the accounts it splits): every unit placed on an allowed pair, every band held,
-    costing no less than the LP bound; the solve reports it before any other plan and still
-    proves its gap."""
+def _lp_to_round(data: AlignmentData, sc: Scenario) -> tuple[Any, Any, np.ndarray, float, dict]:
+    """The problem, its scaled form, the LP's pairs, value and solution as `solve` has
+    them when it rounds the LP."""
     from optimizer import alignment
     from optimizer.problem import prepare
 
-    inst = make_instance(800, 8, 5)
-    inst.reps["capacity"] = 1e6  # only the ±4 % workload band binds
-    sc = scenario(balance={"workload": {"tolerance": 0.04}},
-                  solver={"mip_gap": 0.005, "time_limit": 60})
-    data = inst.data(sc)
     p = prepare(data, sc)
     s = alignment.Scaled.of(p)
     duals, _ = alignment.lagrangian_warm_start(s)
-    clock = alignment._Clock(60, None)
     mask = alignment._initial_pairs(p, s, duals)
-    z_lp, _red, lp, mask, _rounds = alignment._solve_lp(p, s, mask, clock, None, None,
-                                                        alignment.ELASTIC_PENALTY * s.obj_scale)
-    split = int(((lp["x"] > 1e-6) & (lp["x"] < 1 - 1e-6)).sum())
-    assert split > 0  # the LP alone is not a plan
-    rounded = alignment._round_lp(p, s, mask, lp["x"], clock, None, None)
+    z_lp, _red, lp, mask, _rounds = alignment._solve_lp(
+        p, s, mask, alignment._Clock(60, None), None, None,
+        alignment.ELASTIC_PENALTY * s.obj_scale)
+    return p, s, mask, z_lp, lp
+
+
+def _assert_rounded_plan(p: Any, rounded: tuple[float, np.ndarray] | None, z_lp: float) -> None:
+    """Every unit on an allowed pair, every band held, no cheaper than the LP."""
     assert rounded is not None
     cost, plan = rounded
     assert (plan >= 0).all() and p.allowed[np.arange(p.n_units), plan].all()
@@ -130,8 +126,72 @@ def test_first_plan_is_the_rounded_lp() -> None:
     assert (loads >= p.lo - 1e-6).all() and (loads <= p.hi + 1e-6).all()
     assert cost >= z_lp - 1e-9
 
+
+def test_first_plan_is_the_rounded_lp() -> None:
+    """With tight two-sided bands and many small accounts per rep the first plan comes from
+    the LP at once (solved again with narrowed bands; its whole assignments kept, a small
+    MIP for the accounts it splits): every unit placed on an allowed pair, every band held,
+    costing no less than the LP bound; the solve reports it before any other plan and still
+    proves its gap."""
+    from optimizer import alignment
+
+    inst = make_instance(800, 8, 5)
+    inst.reps["capacity"] = 1e6  # only the ±4 % workload band binds
+    sc = scenario(balance={"workload": {"tolerance": 0.04}},
+                  solver={"mip_gap": 0.005, "time_limit": 60})
+    data = inst.data(sc)
+    p, s, mask, z_lp, lp = _lp_to_round(data, sc)
+    split = int(((lp["x"] > 1e-6) & (lp["x"] < 1 - 1e-6)).sum())
+    assert split > 0  # the LP alone is not a plan
+    clock = alignment._Clock(60, None)
+    _assert_rounded_plan(p, alignment._round_lp(p, s, mask, lp["x"], clock, None, None), z_lp)
+
     messages: list[str] = []
     result = solve(data, sc, on_progress=lambda pr: messages.append(pr.message))
     firsts = [m for m in messages if m.startswith("first plan")]
     assert firsts == ["first plan: the LP rounded"]
+    assert result.report.status.value == "optimal" and result.report.gap <= 0.005
+
+
+def _big_accounts_instance(seed: int) -> Instance:
+    """1,200 accounts of 3 h and 14 big ones around three cities, each 29 % of a rep's fair
+    share, for 12 reps with a ±10 % band: the national shape with generated reps (356
+    accounts of 29 % among 16,943)."""
+    rng = np.random.default_rng(seed)
+    n, r, big = 1200, 12, 14
+    lat, lon = rng.uniform(33.0, 35.0, n), rng.uniform(-85.0, -83.0, n)
+    cities = rng.uniform([33.2, -84.8], [34.8, -83.2], (3, 2))
+    idx = rng.choice(n, big, replace=False)
+    at = cities[rng.integers(0, 3, big)]
+    lat[idx] = at[:, 0] + rng.normal(0, 0.05, big)
+    lon[idx] = at[:, 1] + rng.normal(0, 0.05, big)
+    workload = np.full(n, 3.0)
+    workload[idx] = round(0.29 * 3.0 * (n - big) / (r - 0.29 * big), 1)
+    accounts = pd.DataFrame({"account_id": [f"A{i}" for i in range(n)], "lat": lat.round(4),
+                             "lon": lon.round(4), "workload": workload, "visits": 1.0})
+    reps = pd.DataFrame({"rep_id": [f"R{j}" for j in range(r)],
+                         "lat": rng.uniform(33.0, 35.0, r).round(4),
+                         "lon": rng.uniform(-85.0, -83.0, r).round(4), "capacity": 1e6})
+    return Instance(accounts, reps)
+
+
+@pytest.mark.parametrize("seed", [2, 4, 6])
+def test_rounding_keeps_big_accounts_whole(seed: int) -> None:
+    """A few accounts large against the band (29 % of a fair share, ±10 %) among many
+    small ones: no narrowing of the bands leaves room for rounding them, so the rounding's
+    last attempt keeps their pairs whole (a MIP in those alone) and narrows by the small
+    accounts. Without that attempt these instances get no rounded plan; with it the plan
+    holds every band, and the solve proves its gap."""
+    from optimizer import alignment
+
+    inst = _big_accounts_instance(seed)
+    sc = scenario(balance={"workload": {"tolerance": 0.10}},
+                  solver={"mip_gap": 0.005, "time_limit": 60})
+    data = inst.data(sc)
+    p, s, mask, z_lp, lp = _lp_to_round(data, sc)
+    assert alignment._round_lp(p, s, mask, lp["x"], alignment._Clock(60, None), None, None,
+                               keep_large_whole=False) is None
+    rounded = alignment._round_lp(p, s, mask, lp["x"], alignment._Clock(60, None), None, None)
+    _assert_rounded_plan(p, rounded, z_lp)
+    result = solve(data, sc)
     assert result.report.status.value == "optimal" and result.report.gap <= 0.005
