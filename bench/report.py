@@ -43,10 +43,16 @@ NOTES: dict[str, str] = {
         "solved again with each band narrowed by about one unit and rounded by a small MIP "
         "over the units it splits: 5,000 × 50 has it at 1.9 s and ends at 1.9 % (was 2.3 %, "
         "the first plan after 51 CPU s), and 16,943 × 100 stops at its 0.5 % target in 18 s. "
-        "On 16,943 × 300 the narrowed LP is infeasible (356 units each hold 29 % of a rep's "
-        "fair share against a ±10 % band) and no plan is found in 120 s. What would close "
-        "it: rounding that frees a few small units around each large split one (a repair "
-        "MIP over a neighbourhood, not only the split units)."),
+        "On 16,943 × 300 no plan is found in 120 s (re-measured 2026-12-03 after this run). "
+        "In its LP 289 of the 300 reps sit on a band limit, and the LP's priced pairs leave "
+        "them no room: the narrowed LPs are infeasible. The rounding's last attempt, which "
+        "keeps accounts larger than the band allows whole (the 356 accounts of 29 % of a fair "
+        "share), solves its narrowed model (a MIP in those accounts alone) to 14 % above "
+        "the LP in 20 s, but the accounts that solution splits cannot be rounded over those "
+        "pairs either. With each account's 10 nearest reps "
+        "added, two rounds of it gave a plan 25 % above the LP in about 40 s. What would "
+        "close it: rounding over more pairs than the LP's, or a repair MIP over a "
+        "neighbourhood of the split accounts, not only the split accounts themselves."),
     "align_42k": (
         "What would close it: LP pricing. Each pricing round rebuilds the Pyomo model and "
         "solves the LP from scratch (optimizer/alignment.py `_solve_lp`); at 41k × 300 the "

@@ -1163,8 +1163,10 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
 # them. Local search from one start stalls where the bound is weak (OR-Library 20: the
 # seeds end at 1,008–1,019; the MIP over the union of their 26 centres finds the optimum,
 # 1,005, in about 15 s, where the exact search from 1,041 ended at 1,006–1,009 in 300 s).
-# Its share of the core time: the seeds until MERGE_SEEDS_SHARE of it, the MIP the rest.
+# Its share of the core time: the screening until MERGE_SCREEN_SHARE of it, the seeds until
+# MERGE_SEEDS_SHARE, the MIP the rest.
 MERGE_SHARE = 0.8
+MERGE_SCREEN_SHARE = 0.25
 MERGE_SEEDS_SHARE = 0.5
 MERGE_SEEDS = 6
 MERGE_SCREENED = 300
@@ -1187,9 +1189,12 @@ def merge_plans(p: DesignProblem, lag: Lagrangian, rel: _Relaxed,
     relaxation's, highest bound first) and the MIP over the union of their centres (only
     the pairs that can be in a better plan by the relaxation `rel`, and its cuts)."""
     started = time.perf_counter()
+    screen_until = started + MERGE_SCREEN_SHARE * (deadline - started)
     screened: dict[tuple[int, ...], float] = {}
     greedy = partial(_greedy_allocation, p)
     for key in sorted(centre_sets, key=centre_sets.__getitem__, reverse=True)[:MERGE_SCREENED]:
+        if time.perf_counter() > screen_until:
+            break  # at scale a screening takes a tenth of a second (1,000 × 10: 0.17 s)
         found = locate_allocate(p, math.inf, None, rounds=GREEDY_ROUNDS, centres=np.array(key),
                                 patience=GREEDY_ROUNDS, allocate=greedy)
         if found is not None and len(centres := np.unique(found[1])) == p.n_territories:
