@@ -405,7 +405,8 @@ def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Cl
     small ones), the last attempt keeps their pairs whole in the narrowed model (a MIP in
     those pairs alone) and narrows by the small units only. Without a start the restricted
     MIP must find its first plan itself, which with tight two-sided bands can take most of
-    the time limit. None when no attempt finds a plan."""
+    the time limit. None when no attempt finds a plan (`keep_large_whole=False` leaves
+    out the last attempt)."""
     pairs = Pairs.from_mask(mask)
     half_band = np.where(np.isfinite(s.hi), (s.hi - s.lo) / 2, np.inf)
     large = np.zeros(len(pairs), dtype=bool)
@@ -418,11 +419,11 @@ def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Cl
         """Per rep and metric: the largest of `among` the LP splits onto it, at least its
         median assigned unit of `among`."""
         size = np.zeros_like(s.lo)
+        cut, held = split & among, assigned & among
+        by_rep = blocks.group_positions(pairs.rep[held], len(s.lo))
         for k in s.metrics:
-            cut = split & among
             np.maximum.at(size[:, k], pairs.rep[cut], s.amount[pairs.unit[cut], k])
-            held = assigned & among
-            for r, members in enumerate(blocks.group_positions(pairs.rep[held], len(s.lo))):
+            for r, members in enumerate(by_rep):
                 if len(members):
                     typical = np.median(s.amount[pairs.unit[held][members], k])
                     size[r, k] = max(size[r, k], typical)
