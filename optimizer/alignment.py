@@ -392,6 +392,36 @@ NARROWING = (1.0, 0.5)
 MAX_MARGIN = 0.9
 
 
+def _half_band(s: Scaled) -> np.ndarray:
+    """Half the width of each rep's hard band per metric (inf where it has no upper bound)."""
+    return np.where(np.isfinite(s.hi), (s.hi - s.lo) / 2, np.inf)
+
+
+def _no_plan_message(p: Problem, s: Scaled, time_limit: float) -> str:
+    """Why a run ended without a plan although its relaxation meets every rule, for a
+    planner: the accounts too large for the bands they must fit in, and what to change."""
+    message = (f"no plan found within the time limit ({time_limit:g} s). Splitting accounts "
+               "between reps would meet every rule, so the scenario is not shown to be "
+               "infeasible, but no whole assignment was found in time.")
+    half_band = _half_band(s)
+    for k in s.metrics:
+        # Large as in the rounding (MAX_MARGIN of half the band) at every rep it may go to:
+        # each rep's plan is then a packing of a few large accounts among small ones.
+        room = np.where(p.allowed, half_band[None, :, k], np.inf).min(axis=1)
+        large = np.flatnonzero(s.amount[:, k] > MAX_MARGIN * room)
+        if len(large) == 0:
+            continue
+        u = int(large[np.argmax(s.amount[large, k] / room[large])])
+        r = int(np.argmin(np.where(p.allowed[u], half_band[:, k], np.inf)))
+        metric = METRICS[k]
+        message += (f" {len(large):,} accounts each take more than {MAX_MARGIN / 2:.0%} of "
+                    f"the width of the {metric.value} band of every rep they may go to (the "
+                    f"largest against it, {p.unit_label[u]}, {fmt(metric, p.amount[u, k])}; "
+                    f"rep {p.rep_ids[r]}'s band is {fmt(metric, p.lo[r, k])}–"
+                    f"{fmt(metric, p.hi[r, k])}).")
+    return message + " A longer time limit or a wider tolerance gives the search more room."
+
+
 def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Clock,
               threads: int | None, should_stop: StopCheck | None, keep_large_whole: bool = True
               ) -> tuple[float, np.ndarray] | None:
@@ -408,7 +438,7 @@ def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Cl
     the time limit. None when no attempt finds a plan (`keep_large_whole=False` leaves
     out the last attempt)."""
     pairs = Pairs.from_mask(mask)
-    half_band = np.where(np.isfinite(s.hi), (s.hi - s.lo) / 2, np.inf)
+    half_band = _half_band(s)
     large = np.zeros(len(pairs), dtype=bool)
     for k in s.metrics:
         large |= s.amount[pairs.unit, k] > MAX_MARGIN * half_band[pairs.rep, k]
@@ -625,7 +655,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     if best_unit is None:
         if termination is Termination.cancelled:
             raise SolveCancelledError("cancelled before a plan was found")
-        raise SolverError(f"no plan found within the time limit ({settings.time_limit:g} s)")
+        raise SolverError(_no_plan_message(p, s, settings.time_limit))
 
     repaired = False
     if contig is not None and not contig.exact:  # large inputs: repair the plan's pieces

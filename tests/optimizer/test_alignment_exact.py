@@ -195,3 +195,34 @@ def test_rounding_keeps_big_accounts_whole(seed: int) -> None:
     _assert_rounded_plan(p, rounded, z_lp)
     result = solve(data, sc)
     assert result.report.status.value == "optimal" and result.report.gap <= 0.005
+
+
+def test_no_plan_message_names_the_accounts_too_large_for_the_band() -> None:
+    """When the time runs out before any plan, the error says the scenario is not shown
+    infeasible and names what makes whole plans hard: the accounts that take most of the
+    band of every rep they may go to (here the 14 big ones, 29 % of a fair share against
+    ±10 %), the largest with its amount and a rep's band. Without such accounts the message
+    does not invent them."""
+    from optimizer import alignment
+    from optimizer.problem import prepare
+
+    inst = _big_accounts_instance(2)
+    sc = scenario(balance={"workload": {"tolerance": 0.10}})
+    p = prepare(inst.data(sc), sc)
+    message = alignment._no_plan_message(p, alignment.Scaled.of(p), 120)
+    big = inst.accounts[inst.accounts["workload"] > 3.0]
+    assert message.startswith("no plan found within the time limit (120 s). ")
+    assert "not shown to be infeasible" in message
+    assert "14 accounts each take more than 45% of the width of the workload band" in message
+    named = message.split("the largest against it, ")[1].split(",")[0]
+    assert named in set(big["account_id"])
+    fair = inst.accounts["workload"].sum() / len(inst.reps)
+    assert f"{big['workload'].iloc[0]:,.0f} h" in message
+    assert f"band is {0.9 * fair:,.0f} h–{1.1 * fair:,.0f} h" in message
+
+    small = make_instance(800, 8, 5)
+    small.reps["capacity"] = 1e6
+    sc = scenario(balance={"workload": {"tolerance": 0.04}})
+    p = prepare(small.data(sc), sc)
+    message = alignment._no_plan_message(p, alignment.Scaled.of(p), 60)
+    assert "accounts each take" not in message and message.endswith("more room.")
