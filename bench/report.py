@@ -39,20 +39,32 @@ NOTES: dict[str, str] = {
         "quiet."),
     "ladder": (
         "Finding: with generated reps (fewer accounts per rep, tight two-sided bands) the "
-        "restricted MIP struggles to find any plan. The first plan now comes from the LP, "
+        "restricted MIP struggles to find any plan. The first plan comes from the LP, "
         "solved again with each band narrowed by about one unit and rounded by a small MIP "
-        "over the units it splits: 5,000 × 50 has it at 1.9 s and ends at 1.9 % (was 2.3 %, "
-        "the first plan after 51 CPU s), and 16,943 × 100 stops at its 0.5 % target in 18 s. "
-        "On 16,943 × 300 no plan is found in 120 s (re-measured 2026-12-03 after this run). "
-        "In its LP 289 of the 300 reps sit on a band limit, and the LP's priced pairs leave "
-        "them no room: the narrowed LPs are infeasible. The rounding's last attempt, which "
-        "keeps accounts larger than the band allows whole (the 356 accounts of 29 % of a fair "
-        "share), solves its narrowed model (a MIP in those accounts alone) to 14 % above "
-        "the LP in 20 s, but the accounts that solution splits cannot be rounded over those "
-        "pairs either. With each account's 10 nearest reps "
-        "added, two rounds of it gave a plan 25 % above the LP in about 40 s. What would "
-        "close it: rounding over more pairs than the LP's, or a repair MIP over a "
-        "neighbourhood of the split accounts, not only the split accounts themselves."),
+        "over the units it splits: 5,000 × 50 has it at 2.5 s, 15 % above the LP, and ends "
+        "at 1.9–2.1 %; 16,943 × 100 stops at its 0.5 % target. On 5,000 × 50 a better start"
+        " does not help: freeing, beside the split units, each touched rep's 12 or 20 "
+        "accounts that cost least to move (an experiment, not kept) gives first plans 2–5 %"
+        " above the LP instead of 15 %, yet all three variants end at 1.816–1.818 after 60 "
+        "s (two runs each), and given 600 s the plan only reaches 1.813 (1.6 %). Much of "
+        "the remaining gap may be the LP bound's with bands this tight; only a MIP over "
+        "every pair that could beat the plan would tell. On 16,943 × 300 no plan is found "
+        "in 120 s. In its LP 289 of the 300 reps sit on a band limit, and the LP's priced "
+        "pairs leave them no room: the narrowed LPs are infeasible. The rounding's last "
+        "attempt, which keeps accounts larger than the band allows whole (the 356 accounts "
+        "of 29 % of a fair share), solves its narrowed model to 14 % above the LP in 20 s, "
+        "but what that solution splits cannot be rounded over those pairs. Three repairs "
+        "were tried and not kept (2026-12-03): each account's 10 nearest reps added, two "
+        "rounds (a plan 25 % above the LP in about 40 s); MIPs over the neighbourhood of "
+        "the reps left outside their bands (each with the 5 reps sharing most candidate "
+        "accounts, about 1,000 accounts, violations priced), which took the violated reps "
+        "from 43 to 19 and then stalled, every MIP using its whole 3.5 s; and the border "
+        "accounts above, which make the narrowed LP feasible (1.2 % above the LP) but whose"
+        " rounding MIP finds no plan in 8 s with 20 per rep and is infeasible with 6. What "
+        "they share: making room on one rep means moving load along a chain of reps, "
+        "further than the split accounts or one neighbourhood reach. A likely next step, "
+        "untested: first decide how much load each rep passes to each neighbour (a flow "
+        "over the rep graph), then pick the accounts."),
     "align_42k": (
         "What would close it: LP pricing. Each pricing round rebuilds the Pyomo model and "
         "solves the LP from scratch (optimizer/alignment.py `_solve_lp`); at 41k × 300 the "
@@ -61,6 +73,11 @@ NOTES: dict[str, str] = {
         "and starting from more pairs per unit (fewer rounds) would cut this phase to a "
         "fraction; memory is not the limit (2.0 GB peak)."),
 }
+
+
+def _first_sentence(text: str) -> str:
+    """An error's headline (the solver's no-plan message goes on to explain it)."""
+    return text.split(". ")[0]
 
 
 def _f(v: Any, spec: str, none: str = "n/a") -> str:
@@ -151,8 +168,9 @@ def targets(report: dict[str, Any]) -> list[dict[str, str]]:
             add(key, target, "not measured", None, "")
             continue
         if "error" in row:
-            add(key, target, f"no plan: {row['error']} ({row.get('seconds', 0):.0f} s, time "
-                f"limit {row['time_limit']:g} s)", False, _profile(row))
+            add(key, target, f"no plan: {_first_sentence(row['error'])} "
+                f"({row.get('seconds', 0):.0f} s, time limit {row['time_limit']:g} s)", False,
+                _profile(row))
             continue
         g, s = row.get("gap"), float(row["seconds"])
         met = g is not None and g <= gap + 1e-12 and s <= secs
@@ -360,7 +378,7 @@ def _ladder(lad: dict[str, Any]) -> list[str]:
         head = [r["model"], r["dataset"], f"{r['accounts']:,} × {r['reps']} "
                 f"({r['reps_source']})", f"{r['time_limit']} / {r['mip_gap']:.1%}"]
         if "error" in r:
-            lines.append("| " + " | ".join([*head, "no plan: " + r["error"][:90], "",
+            lines.append("| " + " | ".join([*head, "no plan: " + _first_sentence(r["error"]), "",
                                             _f(r.get("seconds"), ".1f"),
                                             _f(r.get("cpu_seconds"), ".1f")] + [""] * 5)
                          + " |")
