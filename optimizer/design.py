@@ -84,6 +84,7 @@ from optimizer.solve import (
     HighsOptions,
     Progress,
     ProgressCallback,
+    ReusableModel,
     RunStatus,
     StopCheck,
     Termination,
@@ -382,22 +383,55 @@ def _balance_greedy(p: DesignProblem, centres: np.ndarray) -> np.ndarray | None:
     return None
 
 
+class _AllocationLP:
+    """The allocation LP over every unit and N territory slots, slot i holding centres[i],
+    compiled once and solved again for each centre set with that set's travel as costs.
+    Between locate–allocate rounds only the costs change, so HiGHS starts from the last
+    basis, and the Pyomo build and compile (national scale: about 2.7 s, more than the
+    solve) happen once per run instead of once per round."""
+
+    def __init__(self, p: DesignProblem, threads: int | None) -> None:
+        self.p, self.threads = p, threads
+        self.model: ReusableModel | None = None
+        self.unit = self.slot = np.zeros(0, dtype=int)
+
+    def shares(self, centres: np.ndarray, time_limit: float) -> np.ndarray | None:
+        """Each unit's share per slot (units × slots), or None when the LP has no optimum
+        in time."""
+        p = self.p
+        if self.model is None or len(centres) != len(self.slot) // max(p.n_units, 1):
+            self.unit = np.repeat(np.arange(p.n_units), len(centres))
+            self.slot = np.tile(np.arange(len(centres)), p.n_units)
+            first = np.sort(centres)
+            self.model = ReusableModel(
+                build_allocation(p, self.unit, first[self.slot], first, relaxed=True),
+                HighsOptions(threads=self.threads))
+        allowed = p.allowed[self.unit, centres[self.slot]]
+        self.model.set_costs("x", np.where(allowed, p.travel[self.unit, centres[self.slot]], 0))
+        self.model.set_upper("x", np.where(allowed, np.inf, 0.0))
+        sol = self.model.solve(max(time_limit, 0.2))
+        if sol.termination is not Termination.optimal or "x" not in sol.values:
+            return None
+        return sol.values["x"].reshape(p.n_units, len(centres))
+
+
 def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
-              threads: int | None, nearest: int | None = ALLOCATE_NEAREST
-              ) -> tuple[float, np.ndarray] | None:
-    """Balanced assignment of units to the given open centres (HiGHS MIP from the greedy
-    balance, which is also the answer when the MIP finds nothing)."""
+              threads: int | None, nearest: int | None = ALLOCATE_NEAREST,
+              lp: _AllocationLP | None = None) -> tuple[float, np.ndarray] | None:
+    """Balanced assignment of units to the given open centres: at scale by rounding the
+    allocation LP (`lp`), otherwise by a HiGHS MIP from the greedy balance, which is also
+    the answer when the MIP finds nothing."""
     started = time.perf_counter()
     centres = np.asarray(centres)
     ok = p.allowed[:, centres]
     if not ok.any(axis=1).all():
         return None
-    greedy = _balance_greedy(p, centres)
     if ok.sum() > ALLOCATE_LP_PAIRS:
-        u, jj = np.nonzero(ok)
-        rounded = _allocate_from_lp(p, u, jj, centres, greedy, time_limit, threads)
+        rounded = _allocate_from_lp(p, lp or _AllocationLP(p, threads), centres, time_limit,
+                                    threads)
         if rounded is not None:
             return rounded
+    greedy = _balance_greedy(p, centres)
     if nearest is not None and nearest < len(centres):
         t = np.where(ok, p.travel[:, centres], np.inf)
         far = np.argpartition(t, nearest - 1, axis=1)[:, nearest:]
@@ -418,7 +452,7 @@ def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
             return _plan_cost(p, plan), plan
         left = time_limit - (time.perf_counter() - started)
         if nearest is not None and nearest < len(centres) and left > 0.5:
-            return _allocate(p, centres, left, threads, nearest=None)
+            return _allocate(p, centres, left, threads, nearest=None, lp=lp)
         return None
     chosen = sol.values["x"] > 0.5
     unit_centre = np.full(p.n_units, -1)
@@ -426,31 +460,24 @@ def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
     return float(sol.objective), unit_centre
 
 
-def _allocate_from_lp(p: DesignProblem, u: np.ndarray, jj: np.ndarray, centres: np.ndarray,
-                      greedy: np.ndarray | None, time_limit: float,
-                      threads: int | None) -> tuple[float, np.ndarray] | None:
+def _allocate_from_lp(p: DesignProblem, lp: _AllocationLP, centres: np.ndarray,
+                      time_limit: float, threads: int | None) -> tuple[float, np.ndarray] | None:
     """The allocation at scale: its LP, then a MIP over the units the LP splits (a basic
     solution splits at most about one unit per binding band), the others kept where the LP
     put them. A MIP over every pair spends its time on root cuts instead (national data:
     10 s without a plan). None when the LP fails or the rounding cannot meet the bands."""
     started = time.perf_counter()
-    j, open_ = centres[jj], np.sort(centres)
-    lp = run_highs(build_allocation(p, u, j, open_, relaxed=True),
-                   HighsOptions(time_limit=max(time_limit, 0.2), threads=threads))
-    if lp.termination is not Termination.optimal or "x" not in lp.values:
+    share = lp.shares(centres, time_limit)
+    if share is None:
         return None
-    whole = lp.values["x"] > 1 - 1e-6
-    settled = np.zeros(p.n_units, dtype=bool)
-    settled[u[whole]] = True
-    sub = whole | ~settled[u]
-    u, jj, j = u[sub], jj[sub], j[sub]
-    start: dict[str, dict[object, float]] | None = None
-    if greedy is not None and (greedy[u[whole[sub]]] == jj[whole[sub]]).all():
-        start = {"x": {int(i): 1.0 for i in np.flatnonzero(greedy[u] == jj)}}
+    whole = np.greater(share, 1 - 1e-6)
+    sub = whole | (~whole.any(axis=1)[:, None] & p.allowed[:, centres])
+    u, jj = np.nonzero(sub)
+    j = centres[jj]
     left = time_limit - (time.perf_counter() - started)
-    sol = run_highs(build_allocation(p, u, j, open_),
+    sol = run_highs(build_allocation(p, u, j, np.sort(centres)),
                     HighsOptions(time_limit=max(min(left, ALLOCATE_SECONDS), 0.2),
-                                 mip_gap=ALLOCATE_GAP, threads=threads), start=start)
+                                 mip_gap=ALLOCATE_GAP, threads=threads))
     if not sol.has_solution or sol.objective is None:
         return None
     chosen = sol.values["x"] > 0.5
@@ -485,8 +512,10 @@ def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
     if centres is None:
         centres = _greedy_centres(p, np.random.default_rng(0))
     if allocate is None:
+        lp = _AllocationLP(p, threads)  # built at the first allocation that needs it
+
         def allocate(c: np.ndarray) -> tuple[float, np.ndarray] | None:
-            return _allocate(p, c, min(30.0, deadline - time.perf_counter()), threads)
+            return _allocate(p, c, min(30.0, deadline - time.perf_counter()), threads, lp=lp)
     best: tuple[float, np.ndarray] | None = None
     seen: set[tuple[int, ...]] = set()
     idle = 0
@@ -502,7 +531,9 @@ def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
             best, idle = alloc, 0
         else:
             idle += 1
-        centres = _relocate(p, alloc[1])
+        moved, held = _relocate(p, alloc[1]), np.unique(alloc[1])
+        # Slot i keeps its territory (the allocation LP then restarts from a near basis).
+        centres = moved[np.searchsorted(held, centres)] if len(held) == len(centres) else moved
     return best
 
 

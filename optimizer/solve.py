@@ -116,6 +116,10 @@ class _Compiled:
     offset: float
     seconds: float
 
+    @property
+    def is_mip(self) -> bool:
+        return len(self.highs.getLp().integrality_) > 0
+
 
 def _compile(model: pyo.ConcreteModel) -> _Compiled:
     started = time.perf_counter()
@@ -235,10 +239,27 @@ def run_highs(
     that no solution that good exists (Termination.bound_exceeded).
     """
     compiled = _compile(model)
+    _apply_options(compiled.highs, options, compiled.is_mip)
+    return _run_compiled(compiled, on_progress=on_progress, should_stop=should_stop,
+                         start=start, duals=duals, stop_at_objective=stop_at_objective,
+                         stop_if_bound_above=stop_if_bound_above)
+
+
+def _run_compiled(
+    compiled: _Compiled,
+    *,
+    on_progress: Callable[[float | None, float | None], None] | None = None,
+    should_stop: StopCheck | None = None,
+    start: Mapping[str, Mapping[object, float]] | None = None,
+    duals: bool = False,
+    stop_at_objective: float | None = None,
+    stop_if_bound_above: float | None = None,
+    seconds_compile: float | None = None,
+) -> Solution:
+    """`run_highs` on a model already compiled, with its options set."""
     highs = compiled.highs
     lp = highs.getLp()
-    is_mip = len(lp.integrality_) > 0
-    _apply_options(highs, options, is_mip)
+    is_mip = compiled.is_mip
 
     if start:
         column = np.zeros(lp.num_col_)
@@ -318,7 +339,9 @@ def run_highs(
     else:
         bound = objective if termination is Termination.optimal else None
 
-    result = Solution(termination, status, objective, bound, compiled.seconds, seconds)
+    result = Solution(termination, status, objective, bound,
+                      compiled.seconds if seconds_compile is None else seconds_compile,
+                      seconds)
     if has_primal:
         sol = highs.getSolution()
         col = np.asarray(sol.col_value)
@@ -333,3 +356,38 @@ def run_highs(
             for name, (cols, _keys) in compiled.var_slices.items():
                 result.duals["rc:" + name] = np.where(cols >= 0, col_dual[np.maximum(cols, 0)], 0.0)
     return result
+
+
+class ReusableModel:
+    """A Pyomo model compiled into HiGHS once and solved again after its objective
+    coefficients or variable bounds change. The compile happens once, and HiGHS starts each
+    solve from the last basis (locate–allocate solves one allocation LP per centre set,
+    with only the travel costs different; at national scale its Pyomo build and compile
+    took longer than its solve)."""
+
+    def __init__(self, model: pyo.ConcreteModel, options: HighsOptions) -> None:
+        self._compiled = _compile(model)
+        _apply_options(self._compiled.highs, options, self._compiled.is_mip)
+        self._compile_seconds: float | None = None  # charged to the first solve only
+
+    def _columns(self, var: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cols, _keys = self._compiled.var_slices[var]
+        present = cols >= 0
+        return cols[present].astype(np.int32), np.asarray(values, dtype=float)[present]
+
+    def set_costs(self, var: str, costs: np.ndarray) -> None:
+        """Objective coefficients of component `var`, in its index order."""
+        cols, values = self._columns(var, costs)
+        self._compiled.highs.changeColsCost(len(cols), cols, values)
+
+    def set_upper(self, var: str, upper: np.ndarray) -> None:
+        """Upper bounds of component `var` (lower bounds stay 0), in its index order."""
+        cols, values = self._columns(var, upper)
+        self._compiled.highs.changeColsBounds(len(cols), cols, np.zeros(len(cols)), values)
+
+    def solve(self, time_limit: float | None = None) -> Solution:
+        if time_limit is not None:
+            self._compiled.highs.setOptionValue("time_limit", max(0.01, float(time_limit)))
+        sol = _run_compiled(self._compiled, seconds_compile=self._compile_seconds)
+        self._compile_seconds = 0.0
+        return sol

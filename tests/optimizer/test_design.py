@@ -418,3 +418,27 @@ def test_merging_from_the_relaxations_centre_sets_keeps_a_valid_plan() -> None:
     assert (loads >= p.lo[0] - 1e-6).all() and (loads <= p.hi[0] + 1e-6).all()
     assert math.isclose(cost, p.travel[np.arange(p.n_units), plan].sum(), rel_tol=1e-9)
     assert cost < start[0] - 1e-6
+
+
+def test_allocation_lp_solved_again_matches_a_fresh_one() -> None:
+    """The allocation LP compiled once and re-solved with each centre set's travel (slot
+    order changing too) has the optimum of that LP built afresh for the set."""
+    from optimizer import design
+    from optimizer.solve import HighsOptions, run_highs
+
+    rng = np.random.default_rng(7)
+    p = _scattered_design(rng, 60, 4, 0.15)
+    reused = design._AllocationLP(p, None)
+    for _ in range(5):
+        centres = rng.choice(p.n_candidates, 4, replace=False)
+        share = reused.shares(centres, 30)
+        assert share is not None
+        assert np.allclose(share.sum(axis=1), 1.0)
+        loads = share.T @ p.amount[:, 0]
+        assert (loads >= p.lo[0] - 1e-6).all() and (loads <= p.hi[0] + 1e-6).all()
+        u, jj = np.nonzero(np.ones((p.n_units, 4), dtype=bool))
+        fresh = run_highs(design.build_allocation(p, u, centres[jj], np.sort(centres),
+                                                  relaxed=True), HighsOptions())
+        assert fresh.objective is not None
+        assert math.isclose(float((p.travel[:, centres] * share).sum()), fresh.objective,
+                            rel_tol=1e-7)
