@@ -259,7 +259,7 @@ def _run_compiled(
     """`run_highs` on a model already compiled, with its options set."""
     highs = compiled.highs
     lp = highs.getLp()
-    is_mip = compiled.is_mip
+    is_mip = len(lp.integrality_) > 0
 
     if start:
         column = np.zeros(lp.num_col_)
