@@ -511,6 +511,7 @@ def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
     (plan merging screens with the greedy balance)."""
     if centres is None:
         centres = _greedy_centres(p, np.random.default_rng(0))
+    lp: _AllocationLP | None = None
     if allocate is None:
         lp = _AllocationLP(p, threads)  # built at the first allocation that needs it
 
@@ -532,8 +533,10 @@ def locate_allocate(p: DesignProblem, deadline: float, threads: int | None,
         else:
             idle += 1
         moved, held = _relocate(p, alloc[1]), np.unique(alloc[1])
-        # Slot i keeps its territory (the allocation LP then restarts from a near basis).
-        centres = moved[np.searchsorted(held, centres)] if len(held) == len(centres) else moved
+        if lp is not None and lp.model is not None and len(held) == len(centres):
+            # Slot i keeps its territory: the allocation LP restarts from a near basis.
+            moved = moved[np.searchsorted(held, centres)]
+        centres = moved
     return best
 
 
