@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,30 @@ def test_sparse_knapsacks_match_the_dense_ones(monkeypatch: pytest.MonkeyPatch) 
         # A sparse value is exact or, for a row it did not need to solve in full, lower.
         assert (b.value <= a.value + 1e-6).all()
         np.testing.assert_allclose(a.served, b.served, atol=1e-9)
+
+
+def test_ascent_at_scale_reaches_the_lp_bound_and_never_passes_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At scale the ascent uses deflected steps on a fixed schedule. Its bound is the LP bound
+    of (1)–(6) at best (fractional knapsacks), so it must never exceed the LP solved by HiGHS,
+    and it must come within 0.5 % of it before the schedule ends."""
+    from optimizer import design
+    from optimizer.solve import HighsOptions, run_highs
+
+    p = _scattered_design(np.random.default_rng(5), 160, 5, 0.10)
+    u, j = np.nonzero(p.allowed)
+    lp = run_highs(design.build(p, u, j, relaxed=True),
+                   HighsOptions(time_limit=120, lp_method="ipm"))
+    assert lp.objective is not None
+    monkeypatch.setattr(design, "SPARSE_PAIRS", 0)
+    incumbent = design.locate_allocate(p, time.perf_counter() + 5, None)
+    assert incumbent is not None
+    pruned = design._lagrangian_phase(p, incumbent, time.perf_counter() + 120, 0.0, None,
+                                      False, lambda *_: None, None)
+    assert pruned.stats["knapsacks"] == "fractional"
+    assert pruned.stats["lagrangian_iterations"] < 2_000  # the schedule ended, not the clock
+    assert pruned.bound <= lp.objective * (1 + 1e-7)
+    assert pruned.bound >= 0.995 * lp.objective
 
 
 @pytest.mark.parametrize("prefix", [1, 5, 40, 400])
