@@ -1074,9 +1074,9 @@ def _start_multipliers(p: DesignProblem) -> np.ndarray:
 # scale (sparse knapsacks) it halves on a fixed schedule instead, every
 # max(ASCENT_PATIENCE, units / ASCENT_UNITS_PER_STEP) steps, and the step direction keeps
 # ASCENT_DEFLECTION of the previous one (a deflected subgradient: it damps the zig-zag of units
-# traded between neighbouring centres). At 3,409 × 50 the bound creeps up just often enough to
-# keep a large factor for hundreds of steps: in 42 s (its share of a 120 s run) the old rule
-# reached 2.87–2.96 M, this one 2.985 M (the LP bound is 3.00 M). Halving every 30 steps ends
+# traded between neighbouring centres). At 3,409 × 50 the bound keeps creeping up, which likely
+# keeps the old rule's factor large for hundreds of steps: in 42 s (its share of a 120 s run)
+# it reached 2.87–2.96 M, this rule 2.985 M (the LP bound is 3.00 M). Halving every 30 steps ends
 # too soon (2.82 M). On OR-Library instances deflection converged no faster and its final
 # multipliers left up to 7 % more pairs to the MIP: the old rule stays there.
 ASCENT_DEFLECTION = 0.3
