@@ -74,7 +74,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from optimizer import blocks, contiguity
-from optimizer.distance import distance_matrix
+from optimizer.distance import distance_matrix, spread_rows
 from optimizer.domain import DesignData, Scenario
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError
 from optimizer.kpi import Book, alignment_kpis, territory_table
@@ -127,6 +127,7 @@ class DesignProblem:
     hi: np.ndarray  # (3,)
     account_distance: np.ndarray  # (accounts, J) for KPIs
     visits: np.ndarray
+    notes: tuple[str, ...] = ()  # for the planner: how the candidates were chosen
 
     @property
     def n_units(self) -> int:
@@ -144,19 +145,54 @@ class DesignProblem:
         return [k for k in range(3) if self.lo[k] > 0 or np.isfinite(self.hi[k])]
 
 
-def _candidate_rows(acc: pd.DataFrame, centres: Any) -> np.ndarray:
-    ids = acc["account_id"]
-    if centres == "accounts":
-        return np.arange(len(acc))
+# A design holds dense unit × candidate arrays (travel, pair masks, reduced costs): the
+# national 3,409 places with every place a candidate (11.6 M pairs) peak at about 1 GB, and
+# 16,943 × 16,943 (287 M) would need over 24 GB. Above this many account–candidate pairs,
+# "every account a candidate" becomes accounts spread over the map, at least
+# MIN_CANDIDATES_PER_TERRITORY per territory.
+DENSE_PAIRS_MAX = 12_000_000
+MIN_CANDIDATES_PER_TERRITORY = 5
+
+
+def _candidate_rows(acc: pd.DataFrame, scenario: Scenario, n_terr: int
+                    ) -> tuple[np.ndarray, list[str]]:
+    """Rows of the candidate centres, and a note for the planner when they were thinned."""
+    centres, n = scenario.centres, len(acc)
     if centres == "units":
         raise InputError([Issue("scenario", None, "centres",
                                 "centres: units needs a units file (not supported yet)")])
-    pos = pd.Index(ids).get_indexer(pd.Index(centres))
-    unknown = [c for c, p in zip(centres, pos, strict=True) if p < 0]
-    if unknown:
-        raise InputError([Issue("scenario", None, "centres",
-                                f"unknown account(s) as centres: {', '.join(unknown[:10])}")])
-    return np.asarray(pos)
+    if centres != "accounts":
+        pos = pd.Index(acc["account_id"]).get_indexer(pd.Index(centres))
+        unknown = [c for c, p in zip(centres, pos, strict=True) if p < 0]
+        if unknown:
+            raise InputError([Issue("scenario", None, "centres",
+                                    f"unknown account(s) as centres: {', '.join(unknown[:10])}")])
+        if n * len(pos) > DENSE_PAIRS_MAX:
+            raise InputError([Issue("scenario", None, "centres", (
+                f"{n:,} accounts × {len(pos):,} candidate centres are {n * len(pos):,} pairs, "
+                f"more than a design can hold ({DENSE_PAIRS_MAX:,}): give at most "
+                f"{DENSE_PAIRS_MAX // n:,} centres"))])
+        return np.asarray(pos), []
+    if n * n <= DENSE_PAIRS_MAX:
+        return np.arange(n), []
+    k = DENSE_PAIRS_MAX // n
+    too_many = f"with every one of the {n:,} accounts a candidate centre the design would " \
+        f"need {n * n:,} account–centre pairs, more than it holds ({DENSE_PAIRS_MAX:,})"
+    if k < MIN_CANDIDATES_PER_TERRITORY * n_terr:
+        raise InputError([Issue("scenario", None, "centres", (
+            f"{too_many}, and {k:,} candidates spread over the map would be fewer than "
+            f"{MIN_CANDIDATES_PER_TERRITORY} per territory: list at most {k:,} candidate "
+            "centres in `centres`, or design fewer territories or from fewer accounts"))])
+    spread = spread_rows(acc, scenario.metric, k)
+    if spread is None:
+        raise InputError([Issue("scenario", None, "centres", (
+            f"{too_many}, and without coordinates they cannot be thinned: list at most "
+            f"{k:,} candidate centres in `centres`"))])
+    return spread, [
+        f"candidate centres: {len(spread):,} accounts spread over the map (a k-means of the "
+        f"{n:,} accounts' locations), not all of them, which would need {n * n:,} "
+        f"account–centre pairs (this design holds {DENSE_PAIRS_MAX:,}); the bound is over "
+        "these candidates. List candidates in `centres` to choose them yourself"]
 
 
 def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
@@ -176,7 +212,7 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
     if issues:
         raise InputError(issues)
     n_terr = int(n_terr or 0)
-    cand = _candidate_rows(acc, scenario.centres)
+    cand, notes = _candidate_rows(acc, scenario, n_terr)
     if n_terr > len(cand):
         raise InfeasibleScenarioError([f"{n_terr} territories need at least as many candidate "
                                        f"centres, but there are {len(cand)}"])
@@ -229,7 +265,7 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
     if reasons:
         raise InfeasibleScenarioError(reasons)
     return DesignProblem(members, unit_of, label, amount, travel,
-                         [str(x) for x in ids[cand]], n_terr, lo, hi, d, visits)
+                         [str(x) for x in ids[cand]], n_terr, lo, hi, d, visits, tuple(notes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,25 +397,32 @@ def _balance_greedy(p: DesignProblem, centres: np.ndarray) -> np.ndarray | None:
     a, lo, hi = p.amount[:, k], p.lo[k], p.hi[k]
     load = np.bincount(own, weights=a, minlength=len(centres))
     tol = 1e-9 * max(1.0, float(a.sum()))
+    extra = t - t[rows, own][:, None]  # cost of moving each unit to each centre; kept current
     for _ in range(4 * p.n_units):
         over, under = load - hi, lo - load
         worst = int(np.argmax(np.maximum(over, under)))
         if max(over[worst], under[worst]) <= tol:
             return own
-        extra = t - t[rows, own][:, None]
+        # Only the rows that can move are scanned (a whole units × centres scan per move
+        # took 35 s for 17,000 accounts × 50 centres).
         if over[worst] > tol:  # move one of its units to a territory with room
-            fits = (load[None, :] + a[:, None] <= hi + tol) & (own == worst)[:, None]
+            movers = np.flatnonzero(own == worst)
+            fits = load[None, :] + a[movers, None] <= hi + tol
             fits[:, worst] = False
+            cost, targets = np.where(fits, extra[movers], np.inf), np.arange(len(centres))
         else:  # bring in a unit whose territory can spare it
-            fits = np.zeros_like(extra, dtype=bool)
-            fits[:, worst] = (load[own] - a >= lo - tol) & (own != worst)
-        cost = np.where(fits, extra, np.inf)
-        u, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
-        if not np.isfinite(cost[u, j]):
+            movers = np.flatnonzero((load[own] - a >= lo - tol) & (own != worst))
+            cost, targets = extra[movers, worst][:, None], np.array([worst])
+        if not len(movers):
             return None
+        r, c = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        if not np.isfinite(cost[r, c]):
+            return None
+        u, j = int(movers[r]), int(targets[c])
         load[own[u]] -= a[u]
         load[j] += a[u]
         own[u] = j
+        extra[u] = t[u] - t[u, j]
     return None
 
 
@@ -399,6 +442,7 @@ class _AllocationLP:
         """Each unit's share per slot (units × slots), or None when the LP has no optimum
         in time."""
         p = self.p
+        started = time.perf_counter()
         if self.model is None or len(centres) != len(self.slot) // max(p.n_units, 1):
             self.unit = np.repeat(np.arange(p.n_units), len(centres))
             self.slot = np.tile(np.arange(len(centres)), p.n_units)
@@ -409,7 +453,8 @@ class _AllocationLP:
         allowed = p.allowed[self.unit, centres[self.slot]]
         self.model.set_costs("x", np.where(allowed, p.travel[self.unit, centres[self.slot]], 0))
         self.model.set_upper("x", np.where(allowed, np.inf, 0.0))
-        sol = self.model.solve(max(time_limit, 0.2))
+        # The first call builds the model (17,000 accounts × 50 centres: 8 s): that counts too.
+        sol = self.model.solve(max(time_limit - (time.perf_counter() - started), 0.2))
         if sol.termination is not Termination.optimal or "x" not in sol.values:
             return None
         return sol.values["x"].reshape(p.n_units, len(centres))
@@ -443,8 +488,10 @@ def _allocate(p: DesignProblem, centres: np.ndarray, time_limit: float,
     model = build_allocation(p, u, j, np.sort(centres))
     start: dict[str, dict[object, float]] | None = None if greedy is None else {
         "x": {int(i): 1.0 for i in np.flatnonzero(greedy[u] == jj)}}
-    # A heuristic step: a short, loosely converged MIP (the exact search comes later).
-    sol = run_highs(model, HighsOptions(time_limit=max(min(time_limit, ALLOCATE_SECONDS), 0.2),
+    # A heuristic step: a short, loosely converged MIP (the exact search comes later), in
+    # what is left of the time after the LP that may have been tried first.
+    left = time_limit - (time.perf_counter() - started)
+    sol = run_highs(model, HighsOptions(time_limit=max(min(left, ALLOCATE_SECONDS), 0.2),
                                         mip_gap=ALLOCATE_GAP, threads=threads), start=start)
     if not sol.has_solution or sol.objective is None:
         if greedy is not None:
@@ -1110,7 +1157,10 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
     # where an allocation is a quick MIP.
     merging = improve and p.n_units * p.n_territories <= ALLOCATE_LP_PAIRS
     centre_sets: dict[tuple[int, ...], float] = {}
-    while time.perf_counter() < deadline and not (should_stop and should_stop()):
+    # At least one step, even past the deadline: any λ gives a bound, and a step is cheap
+    # next to the heuristic that may have used the time (a run always reports a bound).
+    while iterations == 0 or (time.perf_counter() < deadline and
+                              not (should_stop and should_stop())):
         rel = lag.evaluate(lam)
         iterations += 1
         if merging and math.isfinite(rel.bound):
@@ -1368,7 +1418,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     tell("prepare", msg="checking the scenario")
     p = prepare(data, scenario)
     contig = contiguity.for_design(data, scenario, p)  # None unless contiguity: true
-    warnings = []
+    warnings = list(p.notes)
     if scenario.objective.balance > 0 or scenario.objective.disruption > 0:
         warnings.append("design minimises travel subject to hard bands; balance and "
                         "disruption weights are ignored")
@@ -1484,6 +1534,10 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
             keep = allowed & (red <= window)
             closed = red_y > window
 
+    # Travel is never negative, while a Lagrangian bound stopped early can be (17,000 accounts
+    # given 60 s: far below zero after a few steps).
+    bound0 = max(bound0, 0.0)
+
     # 3. the MIP over what is left, from the incumbent. Every plan cheaper than `floor` uses
     # kept pairs and open centres only, so min(floor, the MIP's bound) bounds the full problem.
     bound = bound0
@@ -1492,6 +1546,14 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     pairs_in_mip = 0
     if keep is None and incumbent is None:
         keep = allowed.copy()  # no plan yet, so nothing could be fixed: search every pair
+    if keep is not None and incumbent is None and keep.sum() > MIP_PAIRS_MAX:
+        # A MIP this size would not find a first plan in the time left, and building it
+        # could exhaust the memory (17,000 accounts × 700 centres: over 10 GB in Pyomo).
+        raise SolverError(
+            f"no design found within the time limit ({settings.time_limit:g} s): the "
+            f"heuristic found no plan in its share of the time, and the exact search over "
+            f"{int(keep.sum()):,} account–centre pairs is too large to start without one; "
+            "raise solver.time_limit")
     if keep is not None and incumbent is not None and keep.sum() > MIP_PAIRS_MAX:
         # Fixing left too much for a MIP to close in the time left: report the bound as is.
         warnings.append(f"{int(keep.sum()):,} pairs remain after fixing, too many for the "

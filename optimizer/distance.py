@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.cluster.vq import kmeans2
+from scipy.spatial import cKDTree
 
 from optimizer.domain import DistanceMetric
 
@@ -49,3 +51,27 @@ def distance_matrix(accounts: pd.DataFrame, reps: pd.DataFrame, metric: Distance
         keep = (row >= 0) & (col >= 0)
         d[row[keep], col[keep]] = distances["distance"].to_numpy()[keep]
     return d
+
+
+def spread_rows(accounts: pd.DataFrame, metric: DistanceMetric, k: int,
+                seed: int = 0) -> np.ndarray | None:
+    """About `k` accounts spread over the map like the accounts are (row positions, sorted):
+    the account nearest each centroid of a k-means on their locations (unit vectors on the
+    sphere for haversine, so clusters do not stretch with longitude). None when the
+    accounts have no coordinates for the metric."""
+    if metric is DistanceMetric.euclidean or (metric is DistanceMetric.matrix and
+                                               {"x", "y"} <= set(accounts.columns)):
+        points = accounts[["x", "y"]].to_numpy(float)
+    elif {"lat", "lon"} <= set(accounts.columns):
+        lat, lon = (np.radians(accounts[c].to_numpy(float)) for c in ("lat", "lon"))
+        points = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon),
+                                  np.sin(lat)])
+    else:
+        return None
+    if not np.isfinite(points).all():
+        return None
+    k = min(k, len(points))
+    # Random starting points, not k-means++: its seeding alone takes 14 s for 700 centres
+    # among 17,000 accounts, against 0.2 s for the whole clustering this way.
+    centroids, _ = kmeans2(points, k, iter=10, minit="points", seed=seed)
+    return np.unique(cKDTree(points).query(centroids)[1])

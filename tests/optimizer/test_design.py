@@ -467,3 +467,91 @@ def test_allocation_lp_solved_again_matches_a_fresh_one() -> None:
         assert fresh.objective is not None
         assert math.isclose(float((p.travel[:, centres] * share).sum()), fresh.objective,
                             rel_tol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidate centres at scale: above DENSE_PAIRS_MAX account–centre pairs "every account a
+# candidate" becomes accounts spread over the map (17,000 accounts would need 287 M pairs).
+
+
+def _plane_accounts(n: int, **columns: object) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({"account_id": [f"A{i}" for i in range(n)],
+                         "x": rng.uniform(0, 1000, n), "y": rng.uniform(0, 1000, n),
+                         "workload": rng.uniform(5, 40, n), **columns})
+
+
+def _design_scenario(territories: int, **extra: object) -> Scenario:
+    return Scenario.model_validate({"mode": "design", "metric": "euclidean",
+                                    "territories": territories,
+                                    "balance": {"workload": {"tolerance": 0.2}},
+                                    "solver": {"time_limit": 30}, **extra})
+
+
+def test_too_many_candidates_are_thinned_and_the_planner_told(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimizer import design
+
+    monkeypatch.setattr(design, "DENSE_PAIRS_MAX", 60 * 12)  # 60 accounts: 12 candidates
+    acc = _plane_accounts(60)
+    sc = _design_scenario(2)
+    data = DesignData(validate_accounts(acc, sc.metric)[0])
+    p = design.prepare(data, sc)
+    assert 2 <= p.n_candidates <= 12
+    result = solve(data, sc)
+    assert any("accounts spread over the map" in w and "3,600 account–centre pairs" in w
+               for w in result.warnings)
+    centres = set(result.territories["centre"])
+    assert len(centres) == 2 and centres <= set(p.candidate_ids)
+    r = result.report
+    assert r.bound is not None and math.isfinite(r.bound) and r.bound <= r.objective + 1e-6
+
+
+def test_candidates_that_cannot_be_held_are_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimizer import design
+    from optimizer.errors import InputError
+
+    monkeypatch.setattr(design, "DENSE_PAIRS_MAX", 60 * 12)
+    acc = _plane_accounts(60)
+    cases = [
+        # a list of centres too long for the accounts
+        (_design_scenario(2, centres=[f"A{i}" for i in range(13)]),
+         "60 accounts × 13 candidate centres are 780 pairs, more than a design can hold "
+         "(720): give at most 12 centres"),
+        # too few thinned candidates per territory (12 for 3 territories, 5 each needed)
+        (_design_scenario(3), "fewer than 5 per territory: list at most 12 candidate centres"),
+    ]
+    for sc, message in cases:
+        with pytest.raises(InputError) as err:
+            design.prepare(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+        assert [i.field for i in err.value.issues] == ["centres"]
+        assert message in str(err.value)
+    # no coordinates to thin by: only the planner can choose
+    ids = acc["account_id"]
+    dist = pd.DataFrame({"from_id": np.repeat(ids, 60), "to_id": np.tile(ids, 60),
+                         "distance": 1.0})
+    sc = _design_scenario(2, metric="matrix")
+    no_xy = acc.drop(columns=["x", "y"])
+    with pytest.raises(InputError, match="without coordinates they cannot be thinned"):
+        design.prepare(DesignData(validate_accounts(no_xy, sc.metric)[0], dist), sc)
+
+
+def test_a_run_out_of_time_still_reports_a_bound_and_never_builds_a_giant_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimizer import design
+    from optimizer.errors import SolverError
+
+    p = _scattered_design(np.random.default_rng(4), 40, 3, 0.2)
+    # The heuristic used all the time: the ascent still takes its first step.
+    pruned = design._lagrangian_phase(p, None, time.perf_counter() - 1.0, 0.0, None, False,
+                                      lambda *_, **__: None, None)
+    assert math.isfinite(pruned.bound) and pruned.stats["lagrangian_iterations"] == 1
+    # No plan from the heuristic and too many pairs for a MIP to start without one: a
+    # clear failure instead of a model that could exhaust the memory.
+    monkeypatch.setattr(design, "locate_allocate", lambda *_, **__: None)
+    monkeypatch.setattr(design, "MIP_PAIRS_MAX", 100)
+    acc = _plane_accounts(40)
+    sc = _design_scenario(3)
+    with pytest.raises(SolverError, match=r"too large to start without one; raise "
+                                          r"solver\.time_limit"):
+        solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
