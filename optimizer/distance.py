@@ -26,6 +26,13 @@ def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray,
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
+def unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere (n × 3): averages and k-means of these have no trouble at
+    the antimeridian or near the poles, unlike lat/lon ones."""
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+
+
 def distance_matrix(accounts: pd.DataFrame, reps: pd.DataFrame, metric: DistanceMetric,
                     circuity: float = 1.0, distances: pd.DataFrame | None = None) -> np.ndarray:
     """Distance from every account (rows) to every rep's home base (columns).
@@ -63,9 +70,7 @@ def spread_rows(accounts: pd.DataFrame, metric: DistanceMetric, k: int,
                                                {"x", "y"} <= set(accounts.columns)):
         points = accounts[["x", "y"]].to_numpy(float)
     elif {"lat", "lon"} <= set(accounts.columns):
-        lat, lon = (np.radians(accounts[c].to_numpy(float)) for c in ("lat", "lon"))
-        points = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon),
-                                  np.sin(lat)])
+        points = unit_vectors(accounts["lat"].to_numpy(float), accounts["lon"].to_numpy(float))
     else:
         return None
     if not np.isfinite(points).all():

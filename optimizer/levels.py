@@ -45,7 +45,7 @@ from scipy import sparse
 
 from optimizer import alignment, design
 from optimizer.contiguity import UnitGraph
-from optimizer.distance import distance_matrix
+from optimizer.distance import distance_matrix, unit_vectors
 from optimizer.domain import (
     Balance,
     BalanceRule,
@@ -211,11 +211,6 @@ AREA = _Level("area", "areas", "AR", "region", "regions")
 # Locations and adjacency of territories
 
 
-def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    la, lo = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
-
-
 def weighted_centroids(labels: np.ndarray, weights: np.ndarray, coords: pd.DataFrame,
                        ids: Sequence[str]) -> pd.DataFrame:
     """Weighted centroid per label in `ids` (all-zero weights: the plain mean; no member:
@@ -228,7 +223,7 @@ def weighted_centroids(labels: np.ndarray, weights: np.ndarray, coords: pd.DataF
     cols = ["lat", "lon"] if geographic else ["x", "y"]
     xy = coords[cols].to_numpy(float)
     ok = (pos >= 0) & np.isfinite(xy).all(axis=1)
-    vec = _unit_vectors(xy[:, 0], xy[:, 1]) if geographic else xy
+    vec = unit_vectors(xy[:, 0], xy[:, 1]) if geographic else xy
     out = np.full((len(index), vec.shape[1]), np.nan)
     for g in range(len(index)):
         rows = ok & (pos == g)
