@@ -144,7 +144,8 @@ def test_first_plan_is_the_rounded_lp() -> None:
     split = int(((lp["x"] > 1e-6) & (lp["x"] < 1 - 1e-6)).sum())
     assert split > 0  # the LP alone is not a plan
     clock = alignment._Clock(60, None)
-    _assert_rounded_plan(p, alignment._round_lp(p, s, mask, lp["x"], clock, None, None), z_lp)
+    _assert_rounded_plan(p, alignment._round_lp(p, s, mask, lp["x"], clock, None, None,
+                                                large_whole=False), z_lp)
 
     messages: list[str] = []
     result = solve(data, sc, on_progress=lambda pr: messages.append(pr.message))
@@ -179,9 +180,9 @@ def _big_accounts_instance(seed: int) -> Instance:
 def test_rounding_keeps_big_accounts_whole(seed: int) -> None:
     """A few accounts large against the band (29 % of a fair share, ±10 %) among many
     small ones: no narrowing of the bands leaves room for rounding them, so the rounding's
-    last attempt keeps their pairs whole (a MIP in those alone) and narrows by the small
-    accounts. Without that attempt these instances get no rounded plan; with it the plan
-    holds every band, and the solve proves its gap."""
+    `large_whole` attempt keeps their pairs whole (a MIP in those alone) and narrows by the
+    small accounts. Without that attempt these instances get no rounded plan; with it the
+    plan holds every band. (The solve tries the local search before it, next test.)"""
     from optimizer import alignment
 
     inst = _big_accounts_instance(seed)
@@ -190,10 +191,35 @@ def test_rounding_keeps_big_accounts_whole(seed: int) -> None:
     data = inst.data(sc)
     p, s, mask, z_lp, lp = _lp_to_round(data, sc)
     assert alignment._round_lp(p, s, mask, lp["x"], alignment._Clock(60, None), None, None,
-                               keep_large_whole=False) is None
-    rounded = alignment._round_lp(p, s, mask, lp["x"], alignment._Clock(60, None), None, None)
+                               large_whole=False) is None
+    rounded = alignment._round_lp(p, s, mask, lp["x"], alignment._Clock(60, None), None, None,
+                                  large_whole=True)
     _assert_rounded_plan(p, rounded, z_lp)
-    result = solve(data, sc)
+
+
+@pytest.mark.parametrize("seed", [2, 4, 6])
+def test_local_search_gives_the_first_plan_when_narrowing_fails(seed: int) -> None:
+    """Where no narrowed LP rounds (the big accounts above), the first plan comes from the
+    local search (optimizer.repair) from the LP's largest shares: it holds every band on
+    allowed pairs, its objective is the model's, and the solve starts from it and proves
+    its gap. (At 16,943 accounts × 300 generated reps this is what gives a plan at all.)"""
+    from optimizer import alignment
+
+    inst = _big_accounts_instance(seed)
+    sc = scenario(balance={"workload": {"tolerance": 0.10}},
+                  solver={"mip_gap": 0.005, "time_limit": 60})
+    data = inst.data(sc)
+    p, s, mask, z_lp, lp = _lp_to_round(data, sc)
+    searched = alignment._searched_plan(p, s, mask, lp["x"], 10.0)
+    _assert_rounded_plan(p, searched, z_lp)
+    assert searched is not None
+    cost, plan = searched
+    assert cost == pytest.approx(float(s.cost[np.arange(p.n_units), plan].sum()))
+
+    messages: list[str] = []
+    result = solve(data, sc, on_progress=lambda pr: messages.append(pr.message))
+    assert [m for m in messages if m.startswith("first plan")] == [
+        "first plan: local search from the LP"]
     assert result.report.status.value == "optimal" and result.report.gap <= 0.005
 
 

@@ -1,0 +1,289 @@
+"""A first whole plan by local search, for when rounding the LP finds none.
+
+With tight two-sided bands and many reps, rounding the LP can fail: the LP leaves nearly
+every rep exactly on a band limit, so no rep has room for the units its neighbours split.
+A search over whole assignments needs no room it cannot make: starting from the LP's
+largest share of each unit, it
+
+1. moves single units to one of their candidate reps while that lowers the total band
+   violation (many moves at once, each rep in at most one of them);
+2. for each rep still outside its band, finds an ejection chain: the rep passes a unit to a
+   neighbour, which passes one on (or, for a rep short of its band, takes one from a
+   neighbour, which takes one from the next), breadth-first, until a rep with room ends the
+   chain and no rep on it leaves its band;
+3. once every band holds, makes the plan cheaper while every band still holds: exchanges
+   of two units between two reps, and single moves.
+
+Every step respects the hard bands (balance, capacity, account limits) and the disruption
+budget exactly; only candidate pairs are used. The plan is a start for the MIP, not a
+claim of quality.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+# Breadth-first depth of an ejection chain (reps it passes through).
+CHAIN_DEPTH = 6
+TOL = 1e-9
+
+
+@dataclass
+class BandSearch:
+    """Hard rules of a realignment on whole units (all arrays in the solver's units).
+
+    amount (U, K) per constrained metric; lo, hi (R, K); cost (U, R), inf where not
+    allowed; cand_unit, cand_rep: the (unit, rep) pairs moves may use, sorted by unit;
+    moved (U, R) and budget: the disruption measure of each pair and its limit (None: no
+    limit).
+    """
+
+    amount: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    cost: np.ndarray
+    cand_unit: np.ndarray
+    cand_rep: np.ndarray
+    moved: np.ndarray | None = None
+    budget: float | None = None
+
+    def violation(self, load: np.ndarray, reps: np.ndarray) -> np.ndarray:
+        """Per row: how far the loads of `reps` lie outside their bands (summed metrics)."""
+        return (np.maximum(self.lo[reps] - load, 0.0)
+                + np.maximum(load - self.hi[reps], 0.0)).sum(axis=-1)
+
+    def loads(self, plan: np.ndarray) -> np.ndarray:
+        load = np.zeros(self.lo.shape)
+        np.add.at(load, plan, self.amount)
+        return load
+
+    def over_budget(self, plan: np.ndarray) -> float:
+        if self.budget is None or self.moved is None:
+            return 0.0
+        return max(float(self.moved[np.arange(len(plan)), plan].sum()) - self.budget, 0.0)
+
+    def feasible(self, plan: np.ndarray) -> bool:
+        reps = np.arange(len(self.lo))
+        return bool(self.violation(self.loads(plan), reps).max(initial=0.0) <= TOL
+                    and self.over_budget(plan) <= TOL
+                    and np.isfinite(self.cost[np.arange(len(plan)), plan]).all())
+
+
+def repair(search: BandSearch, start: np.ndarray, seconds: float = 10.0) -> np.ndarray | None:
+    """A plan meeting every hard band and the budget, reached from `start` by moves over
+    the candidate pairs, then made cheaper while time is left; None when the search gets
+    stuck or `seconds` run out first."""
+    stop = time.perf_counter() + seconds
+    plan = start.copy()
+    load = search.loads(plan)
+    reps = np.arange(len(search.lo))
+    by_unit = np.split(search.cand_rep, np.searchsorted(search.cand_unit,
+                                                        np.arange(1, len(plan))))
+    while time.perf_counter() < stop and _single_moves(search, plan, load, improve_cost=False):
+        pass
+    while (bad := np.flatnonzero(search.violation(load, reps) > TOL)).size:
+        progress = False
+        for r in bad:
+            if time.perf_counter() > stop:
+                return None
+            progress |= _chain(search, plan, load, by_unit, int(r))
+        if not progress:
+            return None
+    if not search.feasible(plan):
+        return None
+    while time.perf_counter() < stop:
+        swapped = _swaps(search, plan, load)
+        if not _single_moves(search, plan, load, improve_cost=True) and not swapped:
+            break
+    return plan
+
+
+def _single_moves(search: BandSearch, plan: np.ndarray, load: np.ndarray,
+                  improve_cost: bool) -> bool:
+    """One batch of single-unit moves, each rep in at most one. Without `improve_cost`,
+    moves that lower the band violation (cheapest first among equals); with it, moves that
+    lower the cost and keep every band. Updates plan and load; True if anything moved."""
+    units, to = search.cand_unit, search.cand_rep
+    frm = plan[units]
+    keep = to != frm
+    units, to, frm = units[keep], to[keep], frm[keep]
+    amt = search.amount[units]
+    v_from = search.violation(load[frm] - amt, frm) - search.violation(load[frm], frm)
+    v_to = search.violation(load[to] + amt, to) - search.violation(load[to], to)
+    d_band = v_from + v_to
+    d_cost = search.cost[units, to] - search.cost[units, frm]
+    if improve_cost:
+        # Both reps stay inside their bands (the plan is feasible, so any rise is a breach).
+        good = np.flatnonzero((v_from <= TOL) & (v_to <= TOL) & (d_cost < -TOL))
+        order = good[np.argsort(d_cost[good], kind="stable")]
+    else:
+        good = np.flatnonzero(d_band < -TOL)
+        order = good[np.lexsort((d_cost[good], d_band[good]))]
+    if not len(order):
+        return False
+    moved_now = 0.0
+    if search.moved is not None and search.budget is not None:
+        moved_now = float(search.moved[np.arange(len(plan)), plan].sum())
+    used = np.zeros(len(search.lo), dtype=bool)
+    changed = False
+    for i in order:
+        r, t, u = int(frm[i]), int(to[i]), int(units[i])
+        if used[r] or used[t]:
+            continue
+        if search.budget is not None and search.moved is not None:
+            step = float(search.moved[u, t] - search.moved[u, r])
+            before = max(moved_now - search.budget, 0.0)
+            after = max(moved_now + step - search.budget, 0.0)
+            if after > before + TOL:
+                continue
+            moved_now += step
+        used[r] = used[t] = True
+        plan[u] = t
+        load[r] -= search.amount[u]
+        load[t] += search.amount[u]
+        changed = True
+    return changed
+
+
+def _swaps(search: BandSearch, plan: np.ndarray, load: np.ndarray) -> bool:
+    """One batch of cost-lowering exchanges (u at r goes to t, v at t goes to r; both
+    candidate pairs) that keep both bands and the budget, each rep in at most one. Updates
+    plan and load; True if anything moved."""
+    n_reps = len(search.lo)
+    frm = plan[search.cand_unit]
+    keep = frm != search.cand_rep
+    unit, frm, to = search.cand_unit[keep], frm[keep], search.cand_rep[keep]
+    d_cost = search.cost[unit, to] - search.cost[unit, frm]
+    # Pair each move r → t (r < t, each exchange once) with every move t → r.
+    order = np.argsort(frm * n_reps + to, kind="stable")
+    key = (frm * n_reps + to)[order]
+    back = to * n_reps + frm
+    first = np.searchsorted(key, back)
+    count = np.searchsorted(key, back, side="right") - first
+    count[frm > to] = 0
+    i = np.repeat(np.arange(len(unit)), count)
+    start = np.repeat(first - np.cumsum(count) + count, count)
+    j = order[start + np.arange(len(i))]
+    d = d_cost[i] + d_cost[j]
+    good = d < -TOL
+    i, j, d = i[good], j[good], d[good]
+    r, t = frm[i], to[i]
+    shift = search.amount[unit[j]] - search.amount[unit[i]]  # what r gains, t loses
+    holds = (search.violation(load[r] + shift, r) <= TOL) & \
+        (search.violation(load[t] - shift, t) <= TOL)
+    i, j, d, r, t = i[holds], j[holds], d[holds], r[holds], t[holds]
+    if not len(i):
+        return False
+    moved_now = 0.0
+    if search.moved is not None and search.budget is not None:
+        moved_now = float(search.moved[np.arange(len(plan)), plan].sum())
+    used = np.zeros(n_reps, dtype=bool)
+    changed = False
+    for k in np.argsort(d, kind="stable"):
+        a, b = int(r[k]), int(t[k])
+        if used[a] or used[b]:
+            continue
+        u, v = int(unit[i[k]]), int(unit[j[k]])
+        if search.budget is not None and search.moved is not None:
+            step = float(search.moved[u, b] - search.moved[u, a]
+                         + search.moved[v, a] - search.moved[v, b])
+            if moved_now + step > max(search.budget, moved_now) + TOL:
+                continue
+            moved_now += step
+        used[a] = used[b] = True
+        plan[u], plan[v] = b, a
+        change = search.amount[v] - search.amount[u]
+        load[a] += change
+        load[b] -= change
+        changed = True
+    return changed
+
+
+def _chain(search: BandSearch, plan: np.ndarray, load: np.ndarray,
+           by_unit: list[np.ndarray], first: int) -> bool:
+    """An ejection chain that lowers `first`'s band violation and raises no other rep's
+    (nor the budget's). Over its band, `first` passes a unit on; short of it, it takes
+    one. Breadth-first over reps; a chain ends at a rep with room, or back at `first` (a
+    cycle: an exchange of units). Applies the chain found and returns True."""
+    push = bool((load[first] > search.hi[first] + TOL).any())
+    sign = -1.0 if push else 1.0  # what a rep's passing (push) or taking (pull) does to it
+    # parent[rep] = (previous rep, unit passed between them)
+    parent: dict[int, tuple[int, int] | None] = {first: None}
+    frontier = [(first, np.zeros(search.amount.shape[1]))]
+    for _ in range(CHAIN_DEPTH):
+        nxt = []
+        for r, change in frontier:
+            if push:
+                units = np.flatnonzero(plan == r)
+            else:
+                units = search.cand_unit[(search.cand_rep == r) & (plan[search.cand_unit] != r)]
+            if not len(units):
+                continue
+            after = search.violation(load[r] + change + sign * search.amount[units],
+                                     np.full(len(units), r))
+            limit = search.violation(load[r], np.array([r]))[0]
+            # the first rep must improve; the others must end no worse than they are now
+            ok = after < limit - TOL if r == first else after <= limit + TOL
+            for u in units[ok][np.argsort(search.amount[units[ok]].sum(axis=1),
+                                          kind="stable")]:
+                for t in (by_unit[u] if push else (plan[u],)):
+                    t = int(t)
+                    if t == first and r != first:  # close the cycle
+                        last = (int(u), r, t) if push else (int(u), t, r)
+                        if _apply(search, plan, load, [*_moves(parent, r, push), last],
+                                  first):
+                            return True
+                        continue
+                    if t in parent:
+                        continue
+                    parent[t] = (r, int(u))
+                    arrive = -sign * search.amount[u]  # t gains what r passes, or loses
+                    # what r takes from it
+                    now = search.violation(load[t], np.array([t]))[0]
+                    then = search.violation((load[t] + arrive)[None], np.array([t]))[0]
+                    if then <= now + TOL and _apply(search, plan, load,
+                                                    _moves(parent, t, push), first):
+                        return True
+                    nxt.append((t, arrive))
+        frontier = nxt
+    return False
+
+
+def _moves(parent: dict[int, tuple[int, int] | None], end: int, push: bool
+           ) -> list[tuple[int, int, int]]:
+    """The chain from the search's first rep to `end` as (unit, from, to) moves."""
+    moves = []
+    rep = end
+    while (link := parent[rep]) is not None:
+        prev, unit = link
+        moves.append((unit, prev, rep) if push else (unit, rep, prev))
+        rep = prev
+    return moves
+
+
+def _apply(search: BandSearch, plan: np.ndarray, load: np.ndarray,
+           moves: list[tuple[int, int, int]], first: int) -> bool:
+    """Applies `moves` if they lower `first`'s violation without raising another rep's or
+    the budget's."""
+    reps = np.array(sorted({r for _, a, b in moves for r in (a, b)}))
+    after = load[reps].copy()
+    at = {int(r): i for i, r in enumerate(reps)}
+    trial = plan.copy()
+    for unit, frm, to in moves:
+        after[at[frm]] -= search.amount[unit]
+        after[at[to]] += search.amount[unit]
+        trial[unit] = to
+    before_v, after_v = search.violation(load[reps], reps), search.violation(after, reps)
+    others = reps != first
+    if not after_v[~others][0] < before_v[~others][0] - TOL or \
+            (after_v[others] > before_v[others] + TOL).any() or \
+            search.over_budget(trial) > search.over_budget(plan) + TOL:
+        return False
+    for unit, frm, to in moves:
+        plan[unit] = to
+        load[frm] -= search.amount[unit]
+        load[to] += search.amount[unit]
+    return True
