@@ -41,12 +41,17 @@ Method (why it proves its gap on the full problem while the models stay small)
    from the LP's largest shares (moves, ejection chains, exchanges: optimizer.repair); and
    last, the narrowed rounding with accounts large against the band kept whole. With tight
    bands HiGHS can otherwise spend the whole time limit looking for any plan.
+4. Neighbourhood search: where the MIP ends at its time limit (it gets NEIGHBOURHOOD_SHARE
+   less than the time left), small MIPs reassign the accounts of a few competing reps at a
+   time, the rest fixed (`_improve_by_neighbourhoods`): HiGHS stalls on the whole problem
+   long before these local improvements run out.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -506,33 +511,111 @@ def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Cl
 
 # The local search's candidate reps per unit: the LP's pairs and this many cheapest others.
 SEARCH_NEAREST = 8
+# The neighbourhood search gets this share of the time left once a first plan exists (the
+# MIP over the whole problem the rest; a plan proven sooner leaves it unused). Each of its
+# MIPs reassigns the units of NEIGHBOURHOOD_REPS reps, for at most NEIGHBOURHOOD_SECONDS.
+NEIGHBOURHOOD_SHARE = 0.3
+NEIGHBOURHOOD_REPS = 4
+NEIGHBOURHOOD_SECONDS = 1.0
+MAX_NEIGHBOURHOOD_ROUNDS = 10
+
+
+def _candidates(p: Problem, s: Scaled, mask: np.ndarray) -> np.ndarray:
+    """(U, R): the LP's pairs and each unit's SEARCH_NEAREST cheapest allowed reps."""
+    candidates = mask & p.allowed
+    if p.n_reps <= SEARCH_NEAREST:
+        return p.allowed.copy()
+    cost = np.where(p.allowed, s.cost, np.inf)
+    nearest = np.argpartition(cost, SEARCH_NEAREST - 1, axis=1)[:, :SEARCH_NEAREST]
+    np.put_along_axis(candidates, nearest, True, axis=1)
+    return candidates & p.allowed
 
 
 def _searched_plan(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, seconds: float
                    ) -> tuple[float, np.ndarray] | None:
     """A first plan by local search (optimizer.repair) from each unit's largest LP share,
-    over the LP's pairs and each unit's SEARCH_NEAREST cheapest allowed reps: the start
-    when the LP's rounding finds none. At 16,943 × 300 every band holds after about a
-    second, and exchanges make the plan cheaper for about two more."""
+    over the `_candidates` pairs: the start when the LP's rounding finds none. At
+    16,943 × 300 every band holds after about a second, and exchanges make the plan
+    cheaper for about two more."""
     pairs = Pairs.from_mask(mask)
     order = np.lexsort((-x, pairs.unit))
     lead = np.ones(len(order), dtype=bool)
     lead[1:] = pairs.unit[order][1:] != pairs.unit[order][:-1]
     start = np.full(p.n_units, -1)
     start[pairs.unit[order][lead]] = pairs.rep[order][lead]
-    cost = np.where(p.allowed, s.cost, np.inf)
-    candidates = mask & p.allowed
-    if p.n_reps > SEARCH_NEAREST:
-        nearest = np.argpartition(cost, SEARCH_NEAREST - 1, axis=1)[:, :SEARCH_NEAREST]
-        np.put_along_axis(candidates, nearest, True, axis=1)
-        candidates &= p.allowed
-    else:
-        candidates = p.allowed.copy()
-    unit, rep = np.nonzero(candidates)
+    unit, rep = np.nonzero(_candidates(p, s, mask))
     ks = s.metrics
+    cost = np.where(p.allowed, s.cost, np.inf)
     plan = repair.repair(repair.BandSearch(s.amount[:, ks], s.lo[:, ks], s.hi[:, ks], cost,
                                            unit, rep, s.moved, s.budget), start, seconds)
     return None if plan is None else (_plan_objective(s, plan), plan)
+
+
+def _improve_by_neighbourhoods(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray,
+                               plan: np.ndarray, clock: _Clock, threads: int | None,
+                               should_stop: StopCheck | None, good_enough: float,
+                               on_better: Callable[[float, str], None]
+                               ) -> tuple[float, np.ndarray, bool]:
+    """Large-neighbourhood search, for where HiGHS stalls on the whole problem: the units of
+    NEIGHBOURHOOD_REPS reps that compete for the same units are reassigned among those
+    reps by a small MIP with everything else fixed (hard and soft bands and the disruption
+    budget hold exactly). Reps whose units cost most above their LP cost go first; rounds
+    repeat until one gains nothing, the plan costs `good_enough` or less, or time runs
+    out. Returns (objective, plan, cancelled)."""
+    plan = plan.copy()
+    z = _plan_objective(s, plan)
+    pairs = Pairs.from_mask(mask)
+    lp_cost = np.bincount(pairs.unit, weights=x * s.cost[pairs.unit, pairs.rep],
+                          minlength=p.n_units)
+    compete = _candidates(p, s, mask).astype(float)
+    shared = compete.T @ compete  # (R, R): units that may go to both reps
+    np.fill_diagonal(shared, -1.0)
+    others = min(NEIGHBOURHOOD_REPS, p.n_reps) - 1  # the diagonal sorts last: not itself
+    neighbours = np.argsort(-shared, axis=1, kind="stable")[:, :others]
+    units_all = np.arange(p.n_units)
+    for round_ in range(1, MAX_NEIGHBOURHOOD_ROUNDS + 1):
+        z_round = z
+        excess = np.bincount(plan, weights=s.cost[units_all, plan] - lp_cost,
+                             minlength=p.n_reps)
+        for r in np.argsort(-excess, kind="stable"):
+            if clock.left <= 0.2 or z <= good_enough:
+                return z, plan, False
+            if should_stop is not None and should_stop():
+                return z, plan, True
+            group = np.concatenate(([r], neighbours[r]))
+            inside = np.zeros(p.n_reps, dtype=bool)
+            inside[group] = True
+            units = np.flatnonzero(inside[plan])
+            position = np.full(p.n_reps, -1)
+            position[group] = np.arange(len(group))
+            now = position[plan[units]]
+            budget = None if s.budget is None else \
+                s.budget - float(s.moved[units_all, plan][~inside[plan]].sum())
+            sub = replace(s, cost=s.cost[units][:, group], amount=s.amount[units],
+                          moved=s.moved[units][:, group], lo=s.lo[group], hi=s.hi[group],
+                          soft_lo=s.soft_lo[group], soft_hi=s.soft_hi[group],
+                          soft_cost=s.soft_cost[group], budget=budget)
+            sub_pairs = Pairs.from_mask(p.allowed[units][:, group])
+            model = _timed_build(clock, sub, sub_pairs)
+            start: dict[str, dict[object, float]] = {"x": {
+                int(i): 1.0 for i in np.flatnonzero(sub_pairs.rep == now[sub_pairs.unit])}}
+            sol = run_highs(model, HighsOptions(time_limit=min(NEIGHBOURHOOD_SECONDS,
+                                                               max(clock.left, 0.1)),
+                                                mip_gap=1e-6, threads=threads),
+                            should_stop=should_stop, start=start)
+            clock.solve += sol.seconds_solve + sol.seconds_compile
+            if sol.termination is Termination.cancelled:
+                return z, plan, True
+            before = _plan_objective(sub, now)
+            if sol.has_solution and sol.objective is not None and \
+                    sol.objective < before - 1e-9 * max(1.0, abs(before)):
+                chosen = sol.values["x"] > 0.5
+                plan[units[sub_pairs.unit[chosen]]] = group[sub_pairs.rep[chosen]]
+                z = _plan_objective(s, plan)
+                on_better(z, f"neighbourhood search round {round_}")
+        if z >= z_round - 1e-9 * max(1.0, abs(z_round)):
+            break
+    return z, plan, False
 
 
 def _plan_objective(s: Scaled, plan: np.ndarray) -> float:
@@ -648,6 +731,10 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     bound = lp_bound
     termination = Termination.optimal
     last_pairs = 0
+    # Time kept back from the MIP below for the neighbourhood search after it.
+    reserve = NEIGHBOURHOOD_SHARE * clock.left if best_unit is not None and contig is None \
+        else 0.0
+    clock.limit -= reserve
     while True:
         mipmask = (red <= window) & p.allowed
         if best_unit is not None:  # the MIP starts from the incumbent, so it holds its pairs
@@ -701,6 +788,20 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         if best_unit is not None:
             by_size = min(by_size, max(z_inc - z_lp, 0.0) * 1.0001 + 1e-9)
         window = max(window * 1.5, by_size) if by_size > window else window * 4
+    clock.limit += reserve
+    if termination is Termination.time_limit and best_unit is not None and contig is None \
+            and clock.left > 0.5:
+        def better(z: float, message: str) -> None:
+            clock.tell("mip", z * to_normal, bound * to_normal, message=message)
+
+        z_inc, best_unit, cancelled = _improve_by_neighbourhoods(
+            p, s, mask, lp["x"], best_unit, clock, settings.threads, should_stop,
+            good_enough=bound / (1 - target) if target > 0 else bound, on_better=better)
+        gap = relative_gap(z_inc, bound)
+        if cancelled:
+            termination = Termination.cancelled
+        elif gap is not None and gap <= target + 1e-12:
+            termination = Termination.optimal
     if best_unit is None:
         if termination is Termination.cancelled:
             raise SolveCancelledError("cancelled before a plan was found")

@@ -5,12 +5,14 @@ every rep exactly on a band limit, so no rep has room for the units its neighbou
 A search over whole assignments needs no room it cannot make: starting from the LP's
 largest share of each unit, it
 
-1. moves single units to one of their candidate reps while that lowers the total band
-   violation (many moves at once, each rep in at most one of them);
+1. moves single units to one of their candidate reps while that lowers the total
+   violation of the bands and the disruption budget (many moves at once, each rep in at
+   most one of them);
 2. for each rep still outside its band, finds an ejection chain: the rep passes a unit to a
    neighbour, which passes one on (or, for a rep short of its band, takes one from a
    neighbour, which takes one from the next), breadth-first, until a rep with room ends the
-   chain and no rep on it leaves its band;
+   chain and no rep on it leaves its band; over the disruption budget, it sends a unit
+   back to its current rep and restores the bands that breaks by such chains;
 3. once every band holds, makes the plan cheaper while every band still holds: exchanges
    of two units between two reps, and single moves.
 
@@ -82,18 +84,19 @@ def repair(search: BandSearch, start: np.ndarray, seconds: float = 10.0) -> np.n
     reps = np.arange(len(search.lo))
     by_unit = np.split(search.cand_rep, np.searchsorted(search.cand_unit,
                                                         np.arange(1, len(plan))))
-    while time.perf_counter() < stop and _single_moves(search, plan, load, improve_cost=False):
-        pass
-    while (bad := np.flatnonzero(search.violation(load, reps) > TOL)).size:
+    while not search.feasible(plan):
+        while time.perf_counter() < stop and \
+                _single_moves(search, plan, load, improve_cost=False):
+            pass
         progress = False
-        for r in bad:
+        for r in np.flatnonzero(search.violation(load, reps) > TOL):
             if time.perf_counter() > stop:
                 return None
             progress |= _chain(search, plan, load, by_unit, int(r))
-        if not progress:
+        if not progress and search.over_budget(plan) > TOL:
+            progress = _move_home(search, plan, load, by_unit, stop)
+        if not progress and not search.feasible(plan):
             return None
-    if not search.feasible(plan):
-        return None
     while time.perf_counter() < stop:
         swapped = _swaps(search, plan, load)
         if not _single_moves(search, plan, load, improve_cost=True) and not swapped:
@@ -104,8 +107,9 @@ def repair(search: BandSearch, start: np.ndarray, seconds: float = 10.0) -> np.n
 def _single_moves(search: BandSearch, plan: np.ndarray, load: np.ndarray,
                   improve_cost: bool) -> bool:
     """One batch of single-unit moves, each rep in at most one. Without `improve_cost`,
-    moves that lower the band violation (cheapest first among equals); with it, moves that
-    lower the cost and keep every band. Updates plan and load; True if anything moved."""
+    moves that lower the violation of the bands and the budget (cheapest first among
+    equals); with it, moves that lower the cost and keep every band and the budget.
+    Updates plan and load; True if anything moved."""
     units, to = search.cand_unit, search.cand_rep
     frm = plan[units]
     keep = to != frm
@@ -115,31 +119,36 @@ def _single_moves(search: BandSearch, plan: np.ndarray, load: np.ndarray,
     v_to = search.violation(load[to] + amt, to) - search.violation(load[to], to)
     d_band = v_from + v_to
     d_cost = search.cost[units, to] - search.cost[units, frm]
+    budget = search.budget if search.moved is not None else None
+    moved_now = 0.0
+    d_moved = np.zeros(len(units))
+    if budget is not None:
+        assert search.moved is not None
+        moved_now = float(search.moved[np.arange(len(plan)), plan].sum())
+        d_moved = search.moved[units, to] - search.moved[units, frm]
+
+    def over(moved: float | np.ndarray) -> float | np.ndarray:
+        return np.maximum(moved - budget, 0.0) if budget is not None else 0.0
+
     if improve_cost:
         # Both reps stay inside their bands (the plan is feasible, so any rise is a breach).
         good = np.flatnonzero((v_from <= TOL) & (v_to <= TOL) & (d_cost < -TOL))
         order = good[np.argsort(d_cost[good], kind="stable")]
     else:
-        good = np.flatnonzero(d_band < -TOL)
-        order = good[np.lexsort((d_cost[good], d_band[good]))]
-    if not len(order):
-        return False
-    moved_now = 0.0
-    if search.moved is not None and search.budget is not None:
-        moved_now = float(search.moved[np.arange(len(plan)), plan].sum())
+        d_viol = d_band + over(moved_now + d_moved) - over(moved_now)
+        good = np.flatnonzero(d_viol < -TOL)
+        order = good[np.lexsort((d_cost[good], d_viol[good]))]
     used = np.zeros(len(search.lo), dtype=bool)
     changed = False
     for i in order:
         r, t, u = int(frm[i]), int(to[i]), int(units[i])
         if used[r] or used[t]:
             continue
-        if search.budget is not None and search.moved is not None:
-            step = float(search.moved[u, t] - search.moved[u, r])
-            before = max(moved_now - search.budget, 0.0)
-            after = max(moved_now + step - search.budget, 0.0)
-            if after > before + TOL:
-                continue
-            moved_now += step
+        # Earlier moves of the batch changed the budget's use: check this one afresh.
+        d_over = float(over(moved_now + d_moved[i])) - float(over(moved_now))
+        if d_over > TOL if improve_cost else d_band[i] + d_over >= -TOL:
+            continue
+        moved_now += float(d_moved[i])
         used[r] = used[t] = True
         plan[u] = t
         load[r] -= search.amount[u]
@@ -200,6 +209,40 @@ def _swaps(search: BandSearch, plan: np.ndarray, load: np.ndarray) -> bool:
         load[b] -= change
         changed = True
     return changed
+
+
+def _move_home(search: BandSearch, plan: np.ndarray, load: np.ndarray,
+               by_unit: list[np.ndarray], stop: float) -> bool:
+    """Over the disruption budget: sends a unit to the candidate rep where it moves least
+    (its current rep), and lets ejection chains restore the bands that breaks. Units that
+    give back most go first; True at the first that lowers the budget's excess with every
+    band held (plan and load updated), False if none does."""
+    assert search.moved is not None
+    units = np.arange(len(plan))
+    now = search.moved[units, plan]
+    for u in np.argsort(-now, kind="stable"):
+        if now[u] <= TOL or time.perf_counter() > stop:
+            break
+        reps = by_unit[u]
+        home = int(reps[np.argmin(search.moved[u, reps])]) if len(reps) else -1
+        if home < 0 or search.moved[u, home] >= now[u] - TOL:
+            continue
+        trial_plan, trial_load = plan.copy(), load.copy()
+        frm = int(plan[u])
+        trial_plan[u] = home
+        trial_load[frm] -= search.amount[u]
+        trial_load[home] += search.amount[u]
+        for r in (frm, home):
+            while search.violation(trial_load[r][None], np.array([r]))[0] > TOL and \
+                    _chain(search, trial_plan, trial_load, by_unit, r):
+                pass
+        every = np.arange(len(search.lo))
+        if search.violation(trial_load, every).max(initial=0.0) <= TOL and \
+                search.over_budget(trial_plan) < search.over_budget(plan) - TOL:
+            plan[:] = trial_plan
+            load[:] = trial_load
+            return True
+    return False
 
 
 def _chain(search: BandSearch, plan: np.ndarray, load: np.ndarray,

@@ -252,3 +252,63 @@ def test_no_plan_message_names_the_accounts_too_large_for_the_band() -> None:
     p = prepare(small.data(sc), sc)
     message = alignment._no_plan_message(p, alignment.Scaled.of(p), 60)
     assert "accounts each take" not in message and message.endswith("more room.")
+
+
+def _neighbourhood_search(p: Any, s: Any, mask: np.ndarray, lp: dict, start: np.ndarray
+                          ) -> tuple[float, np.ndarray]:
+    from optimizer import alignment
+
+    z, plan, cancelled = alignment._improve_by_neighbourhoods(
+        p, s, mask, lp["x"], start, alignment._Clock(60, None), None, None,
+        good_enough=-math.inf, on_better=lambda _z, _m: None)
+    assert not cancelled
+    return z, plan
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("case", list(CASES))
+def test_neighbourhood_search_over_every_rep_is_exact(case: str, seed: int) -> None:
+    """With no more reps than one neighbourhood holds, the neighbourhood search's one MIP
+    is the whole problem: from the local search's plan it reaches the enumerated optimum
+    (so the sub-problem's costs, bands, soft bands and budget are the problem's)."""
+    from optimizer import alignment
+
+    inst = make_instance(8, 3, seed)
+    sc = scenario(**CASES[case])
+    expected = brute_force(inst, sc)
+    if expected is None:
+        return  # infeasible: covered by test_matches_brute_force
+    p, s, mask, _z_lp, lp = _lp_to_round(inst.data(sc), sc)
+    assert p.n_reps <= alignment.NEIGHBOURHOOD_REPS
+    searched = alignment._searched_plan(p, s, mask, lp["x"], 10.0)
+    assert searched is not None
+    z, plan = _neighbourhood_search(p, s, mask, lp, searched[1])
+    assert z <= searched[0] + 1e-9
+    assert math.isclose(z / s.obj_scale, expected[0], rel_tol=1e-6, abs_tol=1e-9)
+    assert math.isclose(z, alignment._plan_objective(s, plan), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_neighbourhood_search_keeps_every_rule(seed: int) -> None:
+    """60 accounts, 8 reps, a ±20 % band and at most 30 % of accounts moved: each MIP
+    reassigns the accounts of 4 reps, so the disruption budget left to them depends on the
+    rest of the plan. The plan it ends with holds every band and the budget (counted from
+    the output, not the model), costs no more than its start and no less than the optimum."""
+    from optimizer import alignment
+
+    inst = make_instance(60, 8, seed)
+    inst.reps["capacity"] = 1e6
+    sc = scenario(balance={"workload": {"tolerance": 0.2}},
+                  disruption={"measure": "accounts", "max_share": 0.3})
+    data = inst.data(sc)
+    p, s, mask, z_lp, lp = _lp_to_round(data, sc)
+    searched = alignment._searched_plan(p, s, mask, lp["x"], 10.0)
+    assert searched is not None
+    z, plan = _neighbourhood_search(p, s, mask, lp, searched[1])
+    _assert_rounded_plan(p, (z, plan), z_lp)
+    current = inst.accounts["current_rep"].map(
+        {rid: j for j, rid in enumerate(inst.reps["rep_id"])}).to_numpy()
+    assert (plan != current).sum() <= 0.3 * 60
+    assert z <= searched[0] + 1e-9
+    optimum = solve(data, sc).report.objective
+    assert z / s.obj_scale >= optimum - 1e-9
