@@ -114,6 +114,14 @@ class Scaled:
     metric_scale: np.ndarray
     metrics: list[int]
 
+    def plan_cost(self, plan: np.ndarray) -> float:
+        """Objective (1) of a whole plan (unit -> rep), in solver units."""
+        load = np.zeros(self.lo.shape)
+        np.add.at(load, plan, self.amount)
+        outside = np.maximum(self.soft_lo - load, 0.0) + np.maximum(load - self.soft_hi, 0.0)
+        return float(self.cost[np.arange(len(plan)), plan].sum()
+                     + (self.soft_cost * outside).sum())
+
     @staticmethod
     def of(p: Problem) -> Scaled:
         obj = float(max(p.n_units, 1))
@@ -544,11 +552,9 @@ def _searched_plan(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, secon
     start = np.full(p.n_units, -1)
     start[pairs.unit[order][lead]] = pairs.rep[order][lead]
     unit, rep = np.nonzero(_candidates(p, s, mask))
-    ks = s.metrics
-    cost = np.where(p.allowed, s.cost, np.inf)
-    plan = repair.repair(repair.BandSearch(s.amount[:, ks], s.lo[:, ks], s.hi[:, ks], cost,
-                                           unit, rep, s.moved, s.budget), start, seconds)
-    return None if plan is None else (_plan_objective(s, plan), plan)
+    plan = repair.repair(repair.Bands(s.amount, s.lo, s.hi, p.allowed, s.cost, s.moved,
+                                      s.budget), unit, rep, start, seconds)
+    return None if plan is None else (s.plan_cost(plan), plan)
 
 
 def _improve_by_neighbourhoods(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray,
@@ -563,7 +569,7 @@ def _improve_by_neighbourhoods(p: Problem, s: Scaled, mask: np.ndarray, x: np.nd
     repeat until one gains nothing, the plan costs `good_enough` or less, or time runs
     out. Returns (objective, plan, cancelled)."""
     plan = plan.copy()
-    z = _plan_objective(s, plan)
+    z = s.plan_cost(plan)
     pairs = Pairs.from_mask(mask)
     lp_cost = np.bincount(pairs.unit, weights=x * s.cost[pairs.unit, pairs.rep],
                           minlength=p.n_units)
@@ -606,25 +612,16 @@ def _improve_by_neighbourhoods(p: Problem, s: Scaled, mask: np.ndarray, x: np.nd
             clock.solve += sol.seconds_solve + sol.seconds_compile
             if sol.termination is Termination.cancelled:
                 return z, plan, True
-            before = _plan_objective(sub, now)
+            before = sub.plan_cost(now)
             if sol.has_solution and sol.objective is not None and \
                     sol.objective < before - 1e-9 * max(1.0, abs(before)):
                 chosen = sol.values["x"] > 0.5
                 plan[units[sub_pairs.unit[chosen]]] = group[sub_pairs.rep[chosen]]
-                z = _plan_objective(s, plan)
+                z = s.plan_cost(plan)
                 on_better(z, f"neighbourhood search round {round_}")
         if z >= z_round - 1e-9 * max(1.0, abs(z_round)):
             break
     return z, plan, False
-
-
-def _plan_objective(s: Scaled, plan: np.ndarray) -> float:
-    """Objective (1) of a whole plan, in solver units."""
-    load = np.zeros(s.lo.shape)
-    np.add.at(load, plan, s.amount)
-    outside = np.maximum(s.soft_lo - load, 0.0) + np.maximum(load - s.soft_hi, 0.0)
-    soft = float((s.soft_cost * outside)[:, s.metrics].sum())
-    return float(s.cost[np.arange(len(plan)), plan].sum()) + soft
 
 
 def _window_for(sorted_positive: np.ndarray, extra_pairs: int) -> float:

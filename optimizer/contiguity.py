@@ -56,6 +56,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue
+from optimizer.repair import Bands
 from optimizer.solve import HighsOptions, Solution, SolutionStatus, Termination, run_highs
 
 if TYPE_CHECKING:
@@ -121,21 +122,6 @@ def unit_graph(contiguity: bool, polygons: gpd.GeoDataFrame | None) -> UnitGraph
     graph = None if polygons is None else UnitGraph.from_polygons(polygons)
     require_units(contiguity, graph)
     return graph
-
-
-@dataclass(frozen=True)
-class Bands:
-    """What a repair move must respect: amounts per assignment unit (U, 3), bounds per
-    territory (T, 3), allowed pairs and the cost of each pair (U, T), an optional disruption
-    measure moved per pair with its budget."""
-
-    amount: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    allowed: np.ndarray
-    cost: np.ndarray
-    moved: np.ndarray | None = None
-    budget: float | None = None
 
 
 @dataclass
@@ -922,15 +908,10 @@ def for_alignment(data: AlignmentData, scenario: Scenario, p: Problem, s: Scaled
         ok = np.isfinite(dist[nearest, np.arange(p.n_reps)])
         hints[ok] = node[nearest[ok]]
 
-    def cost(plan: np.ndarray) -> float:
-        loads = np.zeros_like(s.lo)
-        np.add.at(loads, plan, s.amount)
-        outside = np.maximum(0, s.soft_lo - loads) + np.maximum(0, loads - s.soft_hi)
-        return float(s.cost[np.arange(len(plan)), plan].sum() + (s.soft_cost * outside).sum())
-
     bands = Bands(s.amount, s.lo, s.hi, p.allowed, s.cost, s.moved, s.budget)
     return Contiguity(graph, acc_unit, p.unit_of, p.n_units, p.n_reps, list(p.rep_ids), bands,
-                      cost, hints=hints, account_weight=data.accounts["workload"].to_numpy(float),
+                      s.plan_cost, hints=hints,
+                      account_weight=data.accounts["workload"].to_numpy(float),
                       exact_units=exact_units)
 
 

@@ -33,22 +33,17 @@ CHAIN_DEPTH = 6
 TOL = 1e-9
 
 
-@dataclass
-class BandSearch:
-    """Hard rules of a realignment on whole units (all arrays in the solver's units).
-
-    amount (U, K) per constrained metric; lo, hi (R, K); cost (U, R), inf where not
-    allowed; cand_unit, cand_rep: the (unit, rep) pairs moves may use, sorted by unit;
-    moved (U, R) and budget: the disruption measure of each pair and its limit (None: no
-    limit).
-    """
+@dataclass(frozen=True)
+class Bands:
+    """What a plan on whole units must respect: amounts per assignment unit (U, 3), bounds
+    per territory (T, 3), allowed pairs and the cost of each pair (U, T), an optional
+    disruption measure moved per pair with its budget."""
 
     amount: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    allowed: np.ndarray
     cost: np.ndarray
-    cand_unit: np.ndarray
-    cand_rep: np.ndarray
     moved: np.ndarray | None = None
     budget: float | None = None
 
@@ -67,65 +62,82 @@ class BandSearch:
             return 0.0
         return max(float(self.moved[np.arange(len(plan)), plan].sum()) - self.budget, 0.0)
 
-    def feasible(self, plan: np.ndarray) -> bool:
+    def holds(self, plan: np.ndarray) -> bool:
+        """Every unit on an allowed pair, every band and the budget met."""
         reps = np.arange(len(self.lo))
         return bool(self.violation(self.loads(plan), reps).max(initial=0.0) <= TOL
                     and self.over_budget(plan) <= TOL
-                    and np.isfinite(self.cost[np.arange(len(plan)), plan]).all())
+                    and self.allowed[np.arange(len(plan)), plan].all())
 
 
-def repair(search: BandSearch, start: np.ndarray, seconds: float = 10.0) -> np.ndarray | None:
-    """A plan meeting every hard band and the budget, reached from `start` by moves over
-    the candidate pairs, then made cheaper while time is left; None when the search gets
-    stuck or `seconds` run out first."""
+@dataclass(frozen=True)
+class _Candidates:
+    """The (unit, rep) pairs moves may use, sorted by unit, and each unit's reps."""
+
+    unit: np.ndarray
+    rep: np.ndarray
+    by_unit: list[np.ndarray]
+
+    @staticmethod
+    def of(unit: np.ndarray, rep: np.ndarray, n_units: int) -> _Candidates:
+        order = np.argsort(unit, kind="stable")
+        unit, rep = unit[order], rep[order]
+        by_unit = np.split(rep, np.searchsorted(unit, np.arange(1, n_units)))
+        return _Candidates(unit, rep, by_unit)
+
+
+def repair(bands: Bands, cand_unit: np.ndarray, cand_rep: np.ndarray, start: np.ndarray,
+           seconds: float = 10.0) -> np.ndarray | None:
+    """A plan that `bands.holds`, reached from `start` by moves over the candidate pairs
+    (cand_unit[i], cand_rep[i]), then made cheaper while time is left; None when the search
+    gets stuck or `seconds` run out first."""
     stop = time.perf_counter() + seconds
+    cand = _Candidates.of(cand_unit, cand_rep, len(start))
     plan = start.copy()
-    load = search.loads(plan)
-    reps = np.arange(len(search.lo))
-    by_unit = np.split(search.cand_rep, np.searchsorted(search.cand_unit,
-                                                        np.arange(1, len(plan))))
-    while not search.feasible(plan):
+    load = bands.loads(plan)
+    reps = np.arange(len(bands.lo))
+    while not bands.holds(plan):
         while time.perf_counter() < stop and \
-                _single_moves(search, plan, load, improve_cost=False):
+                _single_moves(bands, cand, plan, load, improve_cost=False):
             pass
         progress = False
-        for r in np.flatnonzero(search.violation(load, reps) > TOL):
+        for r in np.flatnonzero(bands.violation(load, reps) > TOL):
             if time.perf_counter() > stop:
                 return None
-            progress |= _chain(search, plan, load, by_unit, int(r))
-        if not progress and search.over_budget(plan) > TOL:
-            progress = _move_home(search, plan, load, by_unit, stop)
-        if not progress and not search.feasible(plan):
+            progress |= _chain(bands, cand, plan, load, int(r))
+        if not progress and bands.over_budget(plan) > TOL:
+            progress = _move_home(bands, cand, plan, load, stop)
+        if not progress and not bands.holds(plan):
             return None
     while time.perf_counter() < stop:
-        swapped = _swaps(search, plan, load)
-        if not _single_moves(search, plan, load, improve_cost=True) and not swapped:
+        swapped = _swaps(bands, cand, plan, load)
+        if not _single_moves(bands, cand, plan, load, improve_cost=True) and not swapped:
             break
     return plan
 
 
-def _single_moves(search: BandSearch, plan: np.ndarray, load: np.ndarray,
+def _single_moves(bands: Bands, cand: _Candidates, plan: np.ndarray, load: np.ndarray,
                   improve_cost: bool) -> bool:
     """One batch of single-unit moves, each rep in at most one. Without `improve_cost`,
     moves that lower the violation of the bands and the budget (cheapest first among
     equals); with it, moves that lower the cost and keep every band and the budget.
     Updates plan and load; True if anything moved."""
-    units, to = search.cand_unit, search.cand_rep
+    units, to = cand.unit, cand.rep
     frm = plan[units]
     keep = to != frm
     units, to, frm = units[keep], to[keep], frm[keep]
-    amt = search.amount[units]
-    v_from = search.violation(load[frm] - amt, frm) - search.violation(load[frm], frm)
-    v_to = search.violation(load[to] + amt, to) - search.violation(load[to], to)
+    amt = bands.amount[units]
+    v_from = bands.violation(load[frm] - amt, frm) - bands.violation(load[frm], frm)
+    v_to = bands.violation(load[to] + amt, to) - bands.violation(load[to], to)
     d_band = v_from + v_to
-    d_cost = search.cost[units, to] - search.cost[units, frm]
-    budget = search.budget if search.moved is not None else None
+    d_cost = bands.cost[units, to] - bands.cost[units, frm]
+    budget = bands.budget if bands.moved is not None else None
     moved_now = 0.0
     d_moved = np.zeros(len(units))
     if budget is not None:
-        assert search.moved is not None
-        moved_now = float(search.moved[np.arange(len(plan)), plan].sum())
-        d_moved = search.moved[units, to] - search.moved[units, frm]
+        assert bands.moved is not None
+        moved_now = float(bands.moved[np.arange(len(plan)), plan].sum())
+        d_moved = bands.moved[units, to] - bands.moved[units, frm]
 
     def over(moved: float | np.ndarray) -> float | np.ndarray:
         return np.maximum(moved - budget, 0.0) if budget is not None else 0.0
@@ -138,7 +150,7 @@ def _single_moves(search: BandSearch, plan: np.ndarray, load: np.ndarray,
         d_viol = d_band + over(moved_now + d_moved) - over(moved_now)
         good = np.flatnonzero(d_viol < -TOL)
         order = good[np.lexsort((d_cost[good], d_viol[good]))]
-    used = np.zeros(len(search.lo), dtype=bool)
+    used = np.zeros(len(bands.lo), dtype=bool)
     changed = False
     for i in order:
         r, t, u = int(frm[i]), int(to[i]), int(units[i])
@@ -151,21 +163,21 @@ def _single_moves(search: BandSearch, plan: np.ndarray, load: np.ndarray,
         moved_now += float(d_moved[i])
         used[r] = used[t] = True
         plan[u] = t
-        load[r] -= search.amount[u]
-        load[t] += search.amount[u]
+        load[r] -= bands.amount[u]
+        load[t] += bands.amount[u]
         changed = True
     return changed
 
 
-def _swaps(search: BandSearch, plan: np.ndarray, load: np.ndarray) -> bool:
+def _swaps(bands: Bands, cand: _Candidates, plan: np.ndarray, load: np.ndarray) -> bool:
     """One batch of cost-lowering exchanges (u at r goes to t, v at t goes to r; both
     candidate pairs) that keep both bands and the budget, each rep in at most one. Updates
     plan and load; True if anything moved."""
-    n_reps = len(search.lo)
-    frm = plan[search.cand_unit]
-    keep = frm != search.cand_rep
-    unit, frm, to = search.cand_unit[keep], frm[keep], search.cand_rep[keep]
-    d_cost = search.cost[unit, to] - search.cost[unit, frm]
+    n_reps = len(bands.lo)
+    frm = plan[cand.unit]
+    keep = frm != cand.rep
+    unit, frm, to = cand.unit[keep], frm[keep], cand.rep[keep]
+    d_cost = bands.cost[unit, to] - bands.cost[unit, frm]
     # Pair each move r → t (r < t, each exchange once) with every move t → r.
     order = np.argsort(frm * n_reps + to, kind="stable")
     key = (frm * n_reps + to)[order]
@@ -180,15 +192,15 @@ def _swaps(search: BandSearch, plan: np.ndarray, load: np.ndarray) -> bool:
     good = d < -TOL
     i, j, d = i[good], j[good], d[good]
     r, t = frm[i], to[i]
-    shift = search.amount[unit[j]] - search.amount[unit[i]]  # what r gains, t loses
-    holds = (search.violation(load[r] + shift, r) <= TOL) & \
-        (search.violation(load[t] - shift, t) <= TOL)
+    shift = bands.amount[unit[j]] - bands.amount[unit[i]]  # what r gains, t loses
+    holds = (bands.violation(load[r] + shift, r) <= TOL) & \
+        (bands.violation(load[t] - shift, t) <= TOL)
     i, j, d, r, t = i[holds], j[holds], d[holds], r[holds], t[holds]
     if not len(i):
         return False
     moved_now = 0.0
-    if search.moved is not None and search.budget is not None:
-        moved_now = float(search.moved[np.arange(len(plan)), plan].sum())
+    if bands.moved is not None and bands.budget is not None:
+        moved_now = float(bands.moved[np.arange(len(plan)), plan].sum())
     used = np.zeros(n_reps, dtype=bool)
     changed = False
     for k in np.argsort(d, kind="stable"):
@@ -196,98 +208,98 @@ def _swaps(search: BandSearch, plan: np.ndarray, load: np.ndarray) -> bool:
         if used[a] or used[b]:
             continue
         u, v = int(unit[i[k]]), int(unit[j[k]])
-        if search.budget is not None and search.moved is not None:
-            step = float(search.moved[u, b] - search.moved[u, a]
-                         + search.moved[v, a] - search.moved[v, b])
-            if moved_now + step > max(search.budget, moved_now) + TOL:
+        if bands.budget is not None and bands.moved is not None:
+            step = float(bands.moved[u, b] - bands.moved[u, a]
+                         + bands.moved[v, a] - bands.moved[v, b])
+            if moved_now + step > max(bands.budget, moved_now) + TOL:
                 continue
             moved_now += step
         used[a] = used[b] = True
         plan[u], plan[v] = b, a
-        change = search.amount[v] - search.amount[u]
+        change = bands.amount[v] - bands.amount[u]
         load[a] += change
         load[b] -= change
         changed = True
     return changed
 
 
-def _move_home(search: BandSearch, plan: np.ndarray, load: np.ndarray,
-               by_unit: list[np.ndarray], stop: float) -> bool:
+def _move_home(bands: Bands, cand: _Candidates, plan: np.ndarray, load: np.ndarray,
+               stop: float) -> bool:
     """Over the disruption budget: sends a unit to the candidate rep where it moves least
     (its current rep), and lets ejection chains restore the bands that breaks. Units that
     give back most go first; True at the first that lowers the budget's excess with every
     band held (plan and load updated), False if none does."""
-    assert search.moved is not None
+    assert bands.moved is not None
     units = np.arange(len(plan))
-    now = search.moved[units, plan]
+    now = bands.moved[units, plan]
     for u in np.argsort(-now, kind="stable"):
         if now[u] <= TOL or time.perf_counter() > stop:
             break
-        reps = by_unit[u]
-        home = int(reps[np.argmin(search.moved[u, reps])]) if len(reps) else -1
-        if home < 0 or search.moved[u, home] >= now[u] - TOL:
+        reps = cand.by_unit[u]
+        home = int(reps[np.argmin(bands.moved[u, reps])]) if len(reps) else -1
+        if home < 0 or bands.moved[u, home] >= now[u] - TOL:
             continue
         trial_plan, trial_load = plan.copy(), load.copy()
         frm = int(plan[u])
         trial_plan[u] = home
-        trial_load[frm] -= search.amount[u]
-        trial_load[home] += search.amount[u]
+        trial_load[frm] -= bands.amount[u]
+        trial_load[home] += bands.amount[u]
         for r in (frm, home):
-            while search.violation(trial_load[r][None], np.array([r]))[0] > TOL and \
-                    _chain(search, trial_plan, trial_load, by_unit, r):
+            while bands.violation(trial_load[r][None], np.array([r]))[0] > TOL and \
+                    _chain(bands, cand, trial_plan, trial_load, r):
                 pass
-        every = np.arange(len(search.lo))
-        if search.violation(trial_load, every).max(initial=0.0) <= TOL and \
-                search.over_budget(trial_plan) < search.over_budget(plan) - TOL:
+        every = np.arange(len(bands.lo))
+        if bands.violation(trial_load, every).max(initial=0.0) <= TOL and \
+                bands.over_budget(trial_plan) < bands.over_budget(plan) - TOL:
             plan[:] = trial_plan
             load[:] = trial_load
             return True
     return False
 
 
-def _chain(search: BandSearch, plan: np.ndarray, load: np.ndarray,
-           by_unit: list[np.ndarray], first: int) -> bool:
+def _chain(bands: Bands, cand: _Candidates, plan: np.ndarray, load: np.ndarray, first: int
+           ) -> bool:
     """An ejection chain that lowers `first`'s band violation and raises no other rep's
     (nor the budget's). Over its band, `first` passes a unit on; short of it, it takes
     one. Breadth-first over reps; a chain ends at a rep with room, or back at `first` (a
     cycle: an exchange of units). Applies the chain found and returns True."""
-    push = bool((load[first] > search.hi[first] + TOL).any())
+    push = bool((load[first] > bands.hi[first] + TOL).any())
     sign = -1.0 if push else 1.0  # what a rep's passing (push) or taking (pull) does to it
     # parent[rep] = (previous rep, unit passed between them)
     parent: dict[int, tuple[int, int] | None] = {first: None}
-    frontier = [(first, np.zeros(search.amount.shape[1]))]
+    frontier = [(first, np.zeros(bands.amount.shape[1]))]
     for _ in range(CHAIN_DEPTH):
         nxt = []
         for r, change in frontier:
             if push:
                 units = np.flatnonzero(plan == r)
             else:
-                units = search.cand_unit[(search.cand_rep == r) & (plan[search.cand_unit] != r)]
+                units = cand.unit[(cand.rep == r) & (plan[cand.unit] != r)]
             if not len(units):
                 continue
-            after = search.violation(load[r] + change + sign * search.amount[units],
+            after = bands.violation(load[r] + change + sign * bands.amount[units],
                                      np.full(len(units), r))
-            limit = search.violation(load[r], np.array([r]))[0]
+            limit = bands.violation(load[r], np.array([r]))[0]
             # the first rep must improve; the others must end no worse than they are now
             ok = after < limit - TOL if r == first else after <= limit + TOL
-            for u in units[ok][np.argsort(search.amount[units[ok]].sum(axis=1),
+            for u in units[ok][np.argsort(bands.amount[units[ok]].sum(axis=1),
                                           kind="stable")]:
-                for t in (by_unit[u] if push else (plan[u],)):
+                for t in (cand.by_unit[u] if push else (plan[u],)):
                     t = int(t)
                     if t == first and r != first:  # close the cycle
                         last = (int(u), r, t) if push else (int(u), t, r)
-                        if _apply(search, plan, load, [*_moves(parent, r, push), last],
+                        if _apply(bands, plan, load, [*_moves(parent, r, push), last],
                                   first):
                             return True
                         continue
                     if t in parent:
                         continue
                     parent[t] = (r, int(u))
-                    arrive = -sign * search.amount[u]  # t gains what r passes, or loses
+                    arrive = -sign * bands.amount[u]  # t gains what r passes, or loses
                     # what r takes from it
-                    now = search.violation(load[t], np.array([t]))[0]
-                    then = search.violation((load[t] + arrive)[None], np.array([t]))[0]
-                    if then <= now + TOL and _apply(search, plan, load,
+                    now = bands.violation(load[t], np.array([t]))[0]
+                    then = bands.violation((load[t] + arrive)[None], np.array([t]))[0]
+                    if then <= now + TOL and _apply(bands, plan, load,
                                                     _moves(parent, t, push), first):
                         return True
                     nxt.append((t, arrive))
@@ -307,8 +319,8 @@ def _moves(parent: dict[int, tuple[int, int] | None], end: int, push: bool
     return moves
 
 
-def _apply(search: BandSearch, plan: np.ndarray, load: np.ndarray,
-           moves: list[tuple[int, int, int]], first: int) -> bool:
+def _apply(bands: Bands, plan: np.ndarray, load: np.ndarray, moves: list[tuple[int, int, int]],
+           first: int) -> bool:
     """Applies `moves` if they lower `first`'s violation without raising another rep's or
     the budget's."""
     reps = np.array(sorted({r for _, a, b in moves for r in (a, b)}))
@@ -316,17 +328,17 @@ def _apply(search: BandSearch, plan: np.ndarray, load: np.ndarray,
     at = {int(r): i for i, r in enumerate(reps)}
     trial = plan.copy()
     for unit, frm, to in moves:
-        after[at[frm]] -= search.amount[unit]
-        after[at[to]] += search.amount[unit]
+        after[at[frm]] -= bands.amount[unit]
+        after[at[to]] += bands.amount[unit]
         trial[unit] = to
-    before_v, after_v = search.violation(load[reps], reps), search.violation(after, reps)
+    before_v, after_v = bands.violation(load[reps], reps), bands.violation(after, reps)
     others = reps != first
     if not after_v[~others][0] < before_v[~others][0] - TOL or \
             (after_v[others] > before_v[others] + TOL).any() or \
-            search.over_budget(trial) > search.over_budget(plan) + TOL:
+            bands.over_budget(trial) > bands.over_budget(plan) + TOL:
         return False
     for unit, frm, to in moves:
         plan[unit] = to
-        load[frm] -= search.amount[unit]
-        load[to] += search.amount[unit]
+        load[frm] -= bands.amount[unit]
+        load[to] += bands.amount[unit]
     return True

@@ -285,7 +285,7 @@ def test_neighbourhood_search_over_every_rep_is_exact(case: str, seed: int) -> N
     z, plan = _neighbourhood_search(p, s, mask, lp, searched[1])
     assert z <= searched[0] + 1e-9
     assert math.isclose(z / s.obj_scale, expected[0], rel_tol=1e-6, abs_tol=1e-9)
-    assert math.isclose(z, alignment._plan_objective(s, plan), rel_tol=1e-12)
+    assert math.isclose(z, s.plan_cost(plan), rel_tol=1e-12)
 
 
 @pytest.mark.parametrize("seed", [4, 5])

@@ -8,20 +8,21 @@ import itertools
 import numpy as np
 import pytest
 
-from optimizer.repair import BandSearch, repair
+from optimizer.repair import Bands, repair
 
 
 def _search(amount: list[float], lo: list[float], hi: list[float], pairs: list[tuple[int, int]],
             cost: np.ndarray | None = None, moved: np.ndarray | None = None,
-            budget: float | None = None) -> BandSearch:
+            budget: float | None = None) -> tuple[Bands, np.ndarray, np.ndarray]:
+    """One metric's bands and the candidate pairs, as `repair` takes them."""
     n_units, n_reps = len(amount), len(lo)
     pairs = sorted(pairs)
     if cost is None:
         cost = np.zeros((n_units, n_reps))
-    return BandSearch(np.array(amount, float)[:, None], np.array(lo, float)[:, None],
-                      np.array(hi, float)[:, None], cost,
-                      np.array([u for u, _ in pairs]), np.array([r for _, r in pairs]),
-                      moved, budget)
+    bands = Bands(np.array(amount, float)[:, None], np.array(lo, float)[:, None],
+                  np.array(hi, float)[:, None], np.ones((n_units, n_reps), dtype=bool), cost,
+                  moved, budget)
+    return bands, np.array([u for u, _ in pairs]), np.array([r for _, r in pairs])
 
 
 def _holds(plan: np.ndarray, amount: list[float], lo: list[float], hi: list[float]) -> bool:
@@ -38,7 +39,7 @@ def test_chain_passes_load_through_a_full_rep() -> None:
     lo, hi = [6.0, 6.0, 6.0], [9.0, 9.0, 9.0]
     pairs = [(u, r) for u in range(8) for r in range(3)
              if abs(r - start[u]) <= 1]  # neighbours of each unit's rep, and the rep itself
-    plan = repair(_search(amount, lo, hi, pairs), start)
+    plan = repair(*_search(amount, lo, hi, pairs), start)
     assert plan is not None and _holds(plan, amount, lo, hi)
     assert (plan == 2).sum() == 2  # C took one unit from B, which took one from A
 
@@ -49,7 +50,7 @@ def test_chain_pulls_load_into_a_rep_short_of_its_band() -> None:
     start = np.array([0, 1, 1, 2, 2, 2, 2, 2])  # loads 3, 6, 15
     lo, hi = [6.0, 6.0, 6.0], [15.0, 15.0, 15.0]
     pairs = [(u, r) for u in range(8) for r in range(3) if abs(r - start[u]) <= 1]
-    plan = repair(_search(amount, lo, hi, pairs), start)
+    plan = repair(*_search(amount, lo, hi, pairs), start)
     assert plan is not None and _holds(plan, amount, lo, hi)
     assert (plan == 0).sum() == 2 and (plan == 2).sum() == 4
 
@@ -62,7 +63,7 @@ def test_keeps_to_the_candidate_pairs_and_improves_cost() -> None:
     cost = np.array([[5.0, 1.0]] * 3 + [[1.0, 5.0]] * 3)  # units 0–2 prefer rep 1
     start = np.array([0, 0, 0, 1, 1, 1])  # feasible, and as costly as it gets
     pairs = [(u, r) for u in range(6) for r in range(2) if u != 5 or r == 1]
-    plan = repair(_search(amount, lo, hi, pairs, cost), start)
+    plan = repair(*_search(amount, lo, hi, pairs, cost), start)
     assert plan is not None and _holds(plan, amount, lo, hi)
     assert plan[5] == 1  # unit 5 has no other candidate
     assert cost[np.arange(6), plan].sum() < cost[np.arange(6), start].sum()
@@ -70,10 +71,10 @@ def test_keeps_to_the_candidate_pairs_and_improves_cost() -> None:
 
 @pytest.mark.parametrize("seed", range(30))
 def test_matches_brute_force_feasibility(seed: int) -> None:
-    """Small random instances (9 units, 3 reps, every pair a candidate, some with a
-    disruption budget): a plan the search returns holds every band and the budget, and the
-    search finds one on every instance where brute force shows one exists and single moves
-    and chains can reach it, i.e. on all of these."""
+    """Small random instances (9 units, 3 reps, every pair a candidate, odd seeds with a
+    disruption budget): a plan the search returns holds every band and the budget, and on
+    each of these seeds it finds one wherever enumeration shows one exists. (It is a
+    heuristic: over seeds 0–399 it missed 1 of the 393 feasible instances, seed 374.)"""
     rng = np.random.default_rng(seed)
     n_units, n_reps = 9, 3
     amount = rng.integers(1, 6, n_units).astype(float)
@@ -90,7 +91,7 @@ def test_matches_brute_force_feasibility(seed: int) -> None:
     search = _search(list(amount), lo, hi,
                      [(u, r) for u in range(n_units) for r in range(n_reps)],
                      moved=moved, budget=budget)
-    plan = repair(search, current.copy())
+    plan = repair(*search, current.copy())
     if not ok.any():
         assert plan is None
         return
