@@ -518,7 +518,10 @@ def _round_lp(p: Problem, s: Scaled, mask: np.ndarray, x: np.ndarray, clock: _Cl
 
 
 # The local search's candidate reps per unit: the LP's pairs and this many cheapest others.
+# It gets SEARCH_SHARE of the time left, at most SEARCH_SECONDS (it polls no cancellation).
 SEARCH_NEAREST = 8
+SEARCH_SHARE = 0.1
+SEARCH_SECONDS = 5.0
 # The neighbourhood search gets this share of the time left once a first plan exists (the
 # MIP over the whole problem the rest; a plan proven sooner leaves it unused). Each of its
 # MIPs reassigns the units of NEIGHBOURHOOD_REPS reps, for at most NEIGHBOURHOOD_SECONDS.
@@ -595,8 +598,9 @@ def _improve_by_neighbourhoods(p: Problem, s: Scaled, mask: np.ndarray, x: np.nd
             position = np.full(p.n_reps, -1)
             position[group] = np.arange(len(group))
             now = position[plan[units]]
-            budget = None if s.budget is None else \
-                s.budget - float(s.moved[units_all, plan][~inside[plan]].sum())
+            # The budget the rest of the plan leaves (a solution may overshoot by rounding).
+            budget = None if s.budget is None else max(
+                s.budget - float(s.moved[units_all, plan][~inside[plan]].sum()), 0.0)
             sub = replace(s, cost=s.cost[units][:, group], amount=s.amount[units],
                           moved=s.moved[units][:, group], lo=s.lo[group], hi=s.hi[group],
                           soft_lo=s.soft_lo[group], soft_hi=s.soft_hi[group],
@@ -711,12 +715,13 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     best_unit: np.ndarray | None = None
     z_inc = math.inf
     if contig is None:  # a contiguous plan needs its own start (contiguity.py)
-        # The narrowed LPs first (the best starts), then the local search (a second at most),
-        # then the costlier rounding that keeps large accounts whole.
+        # The narrowed LPs first (the best starts), then the local search (seconds), then
+        # the costlier rounding that keeps large accounts whole.
         first, how = _round_lp(p, s, mask, lp["x"], clock, settings.threads, should_stop,
                                large_whole=False), "the LP rounded"
         if first is None:
-            first, how = _searched_plan(p, s, mask, lp["x"], 0.1 * clock.left), \
+            seconds = min(SEARCH_SECONDS, SEARCH_SHARE * clock.left)
+            first, how = _searched_plan(p, s, mask, lp["x"], seconds), \
                 "local search from the LP"
         if first is None and not clock.left <= 0.5:
             first, how = _round_lp(p, s, mask, lp["x"], clock, settings.threads, should_stop,

@@ -105,6 +105,8 @@ def add_disruption_budget(m: pyo.ConcreteModel, xs: list[object], pair_moved: np
     if budget is None:
         return
     used = np.flatnonzero(pair_moved > 0)
+    if not len(used) and budget >= 0:
+        return  # no pair moves anything: the row would be 0 <= budget
     m.disruption = pyo.Constraint(expr=linear(pair_moved[used], [xs[p] for p in used])
                                   <= float(budget))
 

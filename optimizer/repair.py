@@ -13,12 +13,13 @@ largest share of each unit, it
    neighbour, which takes one from the next), breadth-first, until a rep with room ends the
    chain and no rep on it leaves its band; over the disruption budget, it sends a unit
    back to its current rep and restores the bands that breaks by such chains;
-3. once every band holds, makes the plan cheaper while every band still holds: exchanges
-   of two units between two reps, and single moves.
+3. once every band holds, lowers the pair costs (travel, disruption; soft bands are left
+   to the MIP) while every band and the budget still hold: exchanges of two units between
+   two reps, and single moves.
 
-Every step respects the hard bands (balance, capacity, account limits) and the disruption
-budget exactly; only candidate pairs are used. The plan is a start for the MIP, not a
-claim of quality.
+Steps 1 and 2 never raise the total violation, and no step after the bands first hold
+breaks one (hard bands: balance, capacity, account limits; and the disruption budget);
+only candidate pairs are used. The plan is a start for the MIP, not a claim of quality.
 """
 
 from __future__ import annotations
@@ -109,11 +110,13 @@ def repair(bands: Bands, cand_unit: np.ndarray, cand_rep: np.ndarray, start: np.
             progress = _move_home(bands, cand, plan, load, stop)
         if not progress and not bands.holds(plan):
             return None
+    held = plan.copy()
     while time.perf_counter() < stop:
         swapped = _swaps(bands, cand, plan, load)
         if not _single_moves(bands, cand, plan, load, improve_cost=True) and not swapped:
             break
-    return plan
+    # Each step checks the state it leaves against TOL, so this holds; kept as a guard.
+    return plan if bands.holds(plan) else held
 
 
 def _single_moves(bands: Bands, cand: _Candidates, plan: np.ndarray, load: np.ndarray,
@@ -143,8 +146,10 @@ def _single_moves(bands: Bands, cand: _Candidates, plan: np.ndarray, load: np.nd
         return np.maximum(moved - budget, 0.0) if budget is not None else 0.0
 
     if improve_cost:
-        # Both reps stay inside their bands (the plan is feasible, so any rise is a breach).
-        good = np.flatnonzero((v_from <= TOL) & (v_to <= TOL) & (d_cost < -TOL))
+        # Both reps end inside their bands.
+        inside = (bands.violation(load[frm] - amt, frm) <= TOL) & \
+            (bands.violation(load[to] + amt, to) <= TOL)
+        good = np.flatnonzero(inside & (d_cost < -TOL))
         order = good[np.argsort(d_cost[good], kind="stable")]
     else:
         d_viol = d_band + over(moved_now + d_moved) - over(moved_now)
@@ -158,7 +163,8 @@ def _single_moves(bands: Bands, cand: _Candidates, plan: np.ndarray, load: np.nd
             continue
         # Earlier moves of the batch changed the budget's use: check this one afresh.
         d_over = float(over(moved_now + d_moved[i])) - float(over(moved_now))
-        if d_over > TOL if improve_cost else d_band[i] + d_over >= -TOL:
+        if float(over(moved_now + d_moved[i])) > TOL if improve_cost else \
+                d_band[i] + d_over >= -TOL:
             continue
         moved_now += float(d_moved[i])
         used[r] = used[t] = True
@@ -211,7 +217,7 @@ def _swaps(bands: Bands, cand: _Candidates, plan: np.ndarray, load: np.ndarray) 
         if bands.budget is not None and bands.moved is not None:
             step = float(bands.moved[u, b] - bands.moved[u, a]
                          + bands.moved[v, a] - bands.moved[v, b])
-            if moved_now + step > max(bands.budget, moved_now) + TOL:
+            if moved_now + step > bands.budget + TOL:
                 continue
             moved_now += step
         used[a] = used[b] = True

@@ -69,6 +69,30 @@ def test_keeps_to_the_candidate_pairs_and_improves_cost() -> None:
     assert cost[np.arange(6), plan].sum() < cost[np.arange(6), start].sum()
 
 
+def test_many_tiny_steps_do_not_add_up_to_a_breach() -> None:
+    """Each step is checked against a tolerance of 1e-9 on the state it leaves, not on its
+    change: six moves of 6e-10 of disruption each, all cheaper, with no budget to spare,
+    and six units of 3e-10 that would rather join a rep already at its upper limit. Taken
+    one by one, each is within the tolerance; together they would breach it."""
+    n = 6
+    moved = np.zeros((n, 2))
+    moved[:, 1] = 6e-10  # every unit sits on rep 0 today; moving costs 6e-10 of the budget
+    cost = np.array([[1.0, 0.0]] * n)  # and every unit is cheaper on rep 1
+    search = _search([1.0] * n, [0.0, 0.0], [10.0, 10.0],
+                     [(u, r) for u in range(n) for r in range(2)], cost, moved, budget=0.0)
+    plan = repair(*search, np.zeros(n, dtype=int))
+    assert plan is not None and search[0].holds(plan)
+    assert (plan != 0).sum() * 6e-10 <= 1e-9
+
+    amount = [1.0] * n + [3e-10] * n
+    cost = np.array([[0.0, 0.0]] * n + [[1.0, 0.0]] * n)  # the tiny ones prefer rep 1
+    search = _search(amount, [0.0, 0.0], [10.0, float(n)],
+                     [(u, r) for u in range(2 * n) for r in range(2)], cost)
+    start = np.array([1] * n + [0] * n)  # rep 1 exactly at its limit of 6
+    plan = repair(*search, start)
+    assert plan is not None and search[0].holds(plan)
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_matches_brute_force_feasibility(seed: int) -> None:
     """Small random instances (9 units, 3 reps, every pair a candidate, odd seeds with a
@@ -95,7 +119,7 @@ def test_matches_brute_force_feasibility(seed: int) -> None:
     if not ok.any():
         assert plan is None
         return
-    assert plan is not None
+    assert plan is not None and search[0].holds(plan)
     assert _holds(plan, list(amount), lo, hi)
     if budget is not None:
         assert (plan != current).sum() <= budget
