@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer import datasets
+from optimizer.distance import unit_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -60,14 +61,9 @@ def sample_accounts(dataset: str, n: int | None) -> pd.DataFrame:
     return acc.iloc[keep].reset_index(drop=True)
 
 
-def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    la, lo = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
-
-
 def generated_reps(acc: pd.DataFrame, n_reps: int, iterations: int = 40) -> pd.DataFrame:
     """N rep homes by workload-weighted k-means; capacity total / N × 1.15."""
-    pts = _xyz(acc["lat"].to_numpy(float), acc["lon"].to_numpy(float))
+    pts = unit_vectors(acc["lat"].to_numpy(float), acc["lon"].to_numpy(float))
     w = acc["workload"].to_numpy(float)
     rng = np.random.default_rng(SEED)
     centres = pts[rng.choice(len(pts), size=n_reps, replace=False, p=w / w.sum())]
