@@ -288,12 +288,12 @@ def design(
         if territories is not None:
             update["territories"] = territories
         sc = Scenario.model_validate({**sc.model_dump(), **update})
-        data = read_design(acc, sc, dist)
         if units is None and dataset is not None:
             bundled_units = bundled.get_dataset_or_raise(dataset).file("units.geojson")
             polygons = load_units(bundled_units) if bundled_units is not None else None
         else:
             polygons = load_units(units) if units is not None else None
+        data = read_design(acc, sc, dist, polygons)
         data = replace(data, units=unit_graph(sc.contiguity, polygons))
         return _Run(solve_design(data, sc, on_progress=progress), data.accounts, None, polygons)
 

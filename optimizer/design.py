@@ -75,7 +75,7 @@ import pyomo.environ as pyo
 
 from optimizer import blocks, contiguity
 from optimizer.distance import distance_matrix, spread_rows
-from optimizer.domain import DesignData, Scenario
+from optimizer.domain import DesignData, DistanceMetric, Scenario
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError
 from optimizer.kpi import Book, alignment_kpis, territory_table
 from optimizer.problem import METRICS, assignment_units, fmt
@@ -154,14 +154,16 @@ DENSE_PAIRS_MAX = 12_000_000
 MIN_CANDIDATES_PER_TERRITORY = 5
 
 
-def _candidate_rows(acc: pd.DataFrame, scenario: Scenario, n_terr: int
-                    ) -> tuple[np.ndarray, list[str]]:
-    """Rows of the candidate centres, and a note for the planner when they were thinned."""
-    centres, n = scenario.centres, len(acc)
+def _candidates(data: DesignData, scenario: Scenario, n_terr: int
+                ) -> tuple[pd.DataFrame, list[str]]:
+    """The candidate centres, as reps are in a realignment (`rep_id` and coordinates), and a
+    note for the planner when they were thinned."""
+    acc, centres, n = data.accounts, scenario.centres, len(data.accounts)
     if centres == "units":
-        raise InputError([Issue("scenario", None, "centres",
-                                "centres: units needs a units file (not supported yet)")])
-    if centres != "accounts":
+        pool, noun = _unit_pool(data, scenario), "unit"
+    else:
+        pool, noun = acc.rename(columns={"account_id": "rep_id"}), "account"
+    if centres not in ("accounts", "units"):
         pos = pd.Index(acc["account_id"]).get_indexer(pd.Index(centres))
         unknown = [c for c, p in zip(centres, pos, strict=True) if p < 0]
         if unknown:
@@ -172,27 +174,54 @@ def _candidate_rows(acc: pd.DataFrame, scenario: Scenario, n_terr: int
                 f"{n:,} accounts × {len(pos):,} candidate centres are {n * len(pos):,} pairs, "
                 f"more than a design can hold ({DENSE_PAIRS_MAX:,}): give at most "
                 f"{DENSE_PAIRS_MAX // n:,} centres"))])
-        return np.asarray(pos), []
-    if n * n <= DENSE_PAIRS_MAX:
-        return np.arange(n), []
+        return pool.iloc[pos].reset_index(drop=True), []
+    m = len(pool)
+    if n * m <= DENSE_PAIRS_MAX:
+        return pool.reset_index(drop=True), []
     k = DENSE_PAIRS_MAX // n
-    too_many = f"with every one of the {n:,} accounts a candidate centre the design would " \
-        f"need {n * n:,} account–centre pairs, more than it holds ({DENSE_PAIRS_MAX:,})"
+    too_many = f"with every one of the {m:,} {noun}s a candidate centre the design would " \
+        f"need {n * m:,} account–centre pairs, more than it holds ({DENSE_PAIRS_MAX:,})"
     if k < MIN_CANDIDATES_PER_TERRITORY * n_terr:
         raise InputError([Issue("scenario", None, "centres", (
             f"{too_many}, and {k:,} candidates spread over the map would be fewer than "
             f"{MIN_CANDIDATES_PER_TERRITORY} per territory: list at most {k:,} candidate "
             "centres in `centres`, or design fewer territories or from fewer accounts"))])
-    spread = spread_rows(acc, scenario.metric, k)
+    spread = spread_rows(pool, scenario.metric, k)
     if spread is None:
         raise InputError([Issue("scenario", None, "centres", (
             f"{too_many}, and without coordinates they cannot be thinned: list at most "
             f"{k:,} candidate centres in `centres`"))])
-    return spread, [
-        f"candidate centres: {len(spread):,} accounts spread over the map (a k-means of the "
-        f"{n:,} accounts' locations), not all of them, which would need {n * n:,} "
+    return pool.iloc[spread].reset_index(drop=True), [
+        f"candidate centres: {len(spread):,} {noun}s spread over the map (a k-means of the "
+        f"{m:,} {noun}s' locations), not all of them, which would need {n * m:,} "
         f"account–centre pairs (this design holds {DENSE_PAIRS_MAX:,}); the bound is over "
         "these candidates. List candidates in `centres` to choose them yourself"]
+
+
+def unit_centre_issues(scenario: Scenario, has_units: bool) -> list[Issue]:
+    """What stops `centres: units` from running (nothing for other centres)."""
+    if scenario.centres != "units":
+        return []
+    if not has_units:
+        return [Issue("scenario", None, "centres", (
+            "centres: units needs the units' polygons (a units file with a unit_id per "
+            "polygon: --units, or a data set that has one)"))]
+    if scenario.metric is DistanceMetric.euclidean:
+        return [Issue("scenario", None, "centres", (
+            "centres: units places centres at the units' polygons, which are in degrees, "
+            "but metric euclidean measures planar x, y: use metric haversine (or matrix with "
+            "a distances file)"))]
+    return []
+
+
+def _unit_pool(data: DesignData, scenario: Scenario) -> pd.DataFrame:
+    """`centres: units`: every unit of the polygons, at its point (`geo.unit_points`)."""
+    issues = unit_centre_issues(scenario, data.unit_points is not None
+                                and len(data.unit_points) > 0)
+    if issues:
+        raise InputError(issues)
+    assert data.unit_points is not None
+    return data.unit_points.rename(columns={"unit_id": "rep_id"})
 
 
 def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
@@ -212,18 +241,15 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
     if issues:
         raise InputError(issues)
     n_terr = int(n_terr or 0)
-    cand, notes = _candidate_rows(acc, scenario, n_terr)
-    if n_terr > len(cand):
+    centres, notes = _candidates(data, scenario, n_terr)
+    if n_terr > len(centres):
         raise InfeasibleScenarioError([f"{n_terr} territories need at least as many candidate "
-                                       f"centres, but there are {len(cand)}"])
-    # Candidate centres are accounts in the role the reps play in a realignment.
-    centres = acc.iloc[cand].rename(columns={"account_id": "rep_id"}).reset_index(drop=True)
+                                       f"centres, but there are {len(centres)}"])
     d = distance_matrix(acc, centres, scenario.metric, scenario.circuity, data.distances)
 
     # Units: hierarchies move whole (same rule as realignment).
     units = assignment_units(acc, scenario.keep_hierarchies)
     members, unit_of, label, amount = units.members, units.unit_of, units.label, units.amount
-    ids = acc["account_id"].to_numpy()
     visits = acc["visits"].to_numpy(float)
     travel_acc = visits[:, None] * d
     # Account rows summed per unit: rows sorted by unit, then one reduceat (np.add.at is an
@@ -265,7 +291,8 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
     if reasons:
         raise InfeasibleScenarioError(reasons)
     return DesignProblem(members, unit_of, label, amount, travel,
-                         [str(x) for x in ids[cand]], n_terr, lo, hi, d, visits, tuple(notes))
+                         [str(x) for x in centres["rep_id"]], n_terr, lo, hi, d, visits,
+                         tuple(notes))
 
 
 # ---------------------------------------------------------------------------------------------

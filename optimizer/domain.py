@@ -135,9 +135,12 @@ class AlignmentData:
 @dataclass(frozen=True)
 class DesignData:
     """Validated inputs of a greenfield design: accounts (as for a realignment, without
-    reps), an optional user distance matrix from accounts to candidate centres and an
-    optional adjacency graph of the accounts' units (for `contiguity: true`)."""
+    reps), an optional user distance matrix from accounts to candidate centres, an optional
+    adjacency graph of the accounts' units (for `contiguity: true`) and the units' points
+    (unit_id, lat, lon; from their polygons, `geo.unit_points`), the candidate centres of
+    `centres: units`."""
 
     accounts: pd.DataFrame
     distances: pd.DataFrame | None = None
     units: UnitGraph | None = None
+    unit_points: pd.DataFrame | None = None

@@ -174,6 +174,35 @@ def load_units(path: str | Path) -> gpd.GeoDataFrame:
     return out.reset_index(drop=True)
 
 
+def unit_points(units: gpd.GeoDataFrame) -> pd.DataFrame:
+    """One point per unit: its centroid (computed in a local equal-area projection, so it
+    does not drift with latitude), or a point inside it where the centroid falls outside (a
+    crescent-shaped unit). What a design with `centres: units` measures travel to, and where
+    maps draw such a centre.
+
+    Parameters
+    ----------
+    units : geopandas.GeoDataFrame
+        `unit_id` and polygons in WGS84, as `load_units` returns them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        unit_id (text), lat, lon (WGS84 degrees), in the units' order.
+    """
+    geoms = units.geometry
+    if not len(geoms):
+        return pd.DataFrame({"unit_id": pd.Series(dtype=object), "lat": pd.Series(dtype=float),
+                             "lon": pd.Series(dtype=float)})
+    inner = geoms.representative_point()
+    local = geoms.to_crs(local_crs(inner.x.to_numpy(), inner.y.to_numpy()))
+    centroid = local.centroid
+    point = gpd.GeoSeries(np.where(local.contains(centroid), centroid,
+                                   inner.to_crs(local.crs)), crs=local.crs).to_crs(WGS84)
+    return pd.DataFrame({"unit_id": units["unit_id"].astype(str).to_numpy(),
+                         "lat": point.y.to_numpy(), "lon": point.x.to_numpy()})
+
+
 def _check_zip(path: Path) -> None:
     """A zipped shapefile must be a whole archive holding a .shp (GDAL's own messages for
     a truncated zip speak of missing files)."""

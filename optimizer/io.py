@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, TypeVar
 
+import geopandas as gpd
 import pandas as pd
 import pyarrow.parquet as pq
 import yaml
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from optimizer.domain import AlignmentData, DesignData, Scenario
 from optimizer.errors import InputError, Issue
+from optimizer.geo import unit_points
 from optimizer.validate import validate_alignment, validate_design
 
 T = TypeVar("T", bound=BaseModel)
@@ -168,12 +170,15 @@ def read_alignment(accounts: str | Path, reps: str | Path, scenario: Scenario,
 
 
 def read_design(accounts: str | Path, scenario: Scenario,
-                distances: str | Path | None = None) -> DesignData:
-    """Read and validate the inputs of a greenfield design."""
+                distances: str | Path | None = None,
+                units: gpd.GeoDataFrame | None = None) -> DesignData:
+    """Read and validate the inputs of a greenfield design; `units` are unit polygons read
+    by `geo.load_units` (their points are the candidates of `centres: units`)."""
     acc = read_table(accounts)
     dist = read_table(distances) if distances is not None else None
     names = (Path(accounts).name, Path(distances).name if distances else "distances")
-    return validate_design(acc, dist, scenario.metric, sources=names)
+    return validate_design(acc, dist, scenario.metric, sources=names,
+                           unit_points=None if units is None else unit_points(units))
 
 
 def read_plan(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:

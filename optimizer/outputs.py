@@ -32,6 +32,7 @@ from optimizer.geo import (
     territory_polygons,
     undrawable_extent,
     unit_components,
+    unit_points,
 )
 from optimizer.workbook import write_workbook
 
@@ -109,15 +110,16 @@ def territories_geojson(polygons: gpd.GeoDataFrame, table: pd.DataFrame) -> str:
 def _centres(accounts: pd.DataFrame, reps: pd.DataFrame | None, territories: pd.DataFrame,
              units: gpd.GeoDataFrame | None) -> pd.DataFrame:
     """Home bases of the reps that hold a territory, or the greenfield centres (an account's
-    location, or a unit's inner point) where `centre` is set."""
+    location, or a unit's point, `geo.unit_points`) where `centre` is set."""
     rows: list[dict[str, Any]] = []
     centre = territories["centre"] if "centre" in territories.columns else None
     if centre is not None and centre.notna().any():
         acc = accounts.set_index(accounts["account_id"].astype(str))
         unit_pts = None
         if units is not None:
-            pts = units.geometry.representative_point()
-            unit_pts = dict(zip(units["unit_id"].astype(str), pts, strict=True))
+            pts = unit_points(units)
+            unit_pts = dict(zip(pts["unit_id"], zip(pts["lat"], pts["lon"], strict=True),
+                                strict=True))
         for tid, c in zip(territories["territory_id"], centre, strict=True):
             if c is None or pd.isna(c):
                 continue
@@ -125,7 +127,7 @@ def _centres(accounts: pd.DataFrame, reps: pd.DataFrame | None, territories: pd.
             if key in acc.index and {"lat", "lon"} <= set(acc.columns):
                 lat, lon = acc.loc[key, "lat"], acc.loc[key, "lon"]
             elif unit_pts is not None and key in unit_pts:
-                lat, lon = unit_pts[key].y, unit_pts[key].x
+                lat, lon = unit_pts[key]
             else:
                 continue
             rows.append({"lat": lat, "lon": lon, "label": f"{tid} (centre {key})"})

@@ -227,16 +227,20 @@ def validate_alignment(accounts: pd.DataFrame, reps: pd.DataFrame,
 def validate_design(accounts: pd.DataFrame, distances: pd.DataFrame | None,
                     metric: DistanceMetric, *, sources: tuple[str, str] = ("accounts",
                                                                             "distances"),
-                    ) -> DesignData:
+                    unit_points: pd.DataFrame | None = None) -> DesignData:
     """Check the inputs of a greenfield design (distances go from accounts to candidate
-    centres, which are accounts); raise one InputError listing every problem."""
+    centres: accounts, or units when `unit_points` are given); raise one InputError listing
+    every problem."""
     acc, issues = validate_accounts(accounts, metric, source=sources[0])
     dist = None
     if "account_id" in acc.columns:
         issues += _hierarchy_issues(acc, sources[0])
         if distances is not None:
-            dist, dist_issues = _distance_issues(distances, acc, acc["account_id"], sources[1],
-                                                 "account")
+            centres, kind = acc["account_id"], "account"
+            if unit_points is not None:
+                centres = pd.concat([centres, unit_points["unit_id"]], ignore_index=True)
+                kind = "account or unit"
+            dist, dist_issues = _distance_issues(distances, acc, centres, sources[1], kind)
             issues += dist_issues
     if metric is DistanceMetric.matrix and distances is None:
         issues.append(Issue(sources[1], None, None, "metric 'matrix' needs a distances file"))
@@ -244,4 +248,4 @@ def validate_design(accounts: pd.DataFrame, distances: pd.DataFrame | None,
         issues.append(Issue(sources[0], None, None, "no accounts"))
     if issues:
         raise InputError(issues)
-    return DesignData(acc, dist)
+    return DesignData(acc, dist, unit_points=unit_points)

@@ -70,7 +70,9 @@ class PlanRunner:
     mode: Mode
     default_time_limit = Scenario().solver.time_limit
 
-    def scenario_issues(self, scenario: Scenario) -> list[Issue]:  # noqa: ARG002 - a hook
+    def scenario_issues(self, scenario: Scenario, inputs: JobInputs  # noqa: ARG002 - a hook
+                        ) -> list[Issue]:
+        """Problems of the scenario that only this kind of job has."""
         return []
 
     def validate(self, inputs: JobInputs, metric: DistanceMetric) -> Any:
@@ -93,7 +95,7 @@ class PlanRunner:
             issues.append(Issue("scenario", None, "mode",
                                 f"kind {self.mode.value!r} needs mode {self.mode.value!r} "
                                 f"(got {scenario.mode.value!r})"))
-        issues += self.scenario_issues(scenario)
+        issues += self.scenario_issues(scenario, inputs)
         # Contiguity's graph, the CLI's way (None unless asked; asked without polygons: an issue).
         try:
             graph = unit_graph(scenario.contiguity, inputs.units)

@@ -8,8 +8,10 @@ from api.jobs.align import PlanRunner
 from api.jobs.inputs import JobInputs
 from api.jobs.kinds import SolveControls
 from optimizer.design import solve as solve_design
+from optimizer.design import unit_centre_issues
 from optimizer.domain import DesignData, DistanceMetric, Mode, Scenario
 from optimizer.errors import Issue
+from optimizer.geo import unit_points
 from optimizer.result import PlanResult
 from optimizer.validate import validate_design
 
@@ -19,14 +21,16 @@ class DesignRunner(PlanRunner):
 
     mode = Mode.design
 
-    def scenario_issues(self, scenario: Scenario) -> list[Issue]:
+    def scenario_issues(self, scenario: Scenario, inputs: JobInputs) -> list[Issue]:
+        issues = unit_centre_issues(scenario, inputs.units is not None)
         if scenario.territories is None:
-            return [Issue("scenario", None, "territories",
-                          "design needs the number of territories")]
-        return []
+            issues.append(Issue("scenario", None, "territories",
+                                "design needs the number of territories"))
+        return issues
 
     def validate(self, inputs: JobInputs, metric: DistanceMetric) -> DesignData:
-        return validate_design(inputs.accounts, inputs.distances, metric)
+        points = None if inputs.units is None else unit_points(inputs.units)
+        return validate_design(inputs.accounts, inputs.distances, metric, unit_points=points)
 
     def solve(self, data: Any, scenario: Scenario, controls: SolveControls) -> PlanResult:
         return solve_design(data, scenario, on_progress=controls.on_progress,

@@ -169,3 +169,31 @@ def test_contiguity_needs_units(acme: httpx.Client, regional: dict[str, Any]) ->
     job_id = r.json()["jobs"][0]["id"]
     acme.post(f"/v1/jobs/{job_id}/cancel")
     assert wait_for_job(acme, job_id, timeout=120)["state"] in ("cancelled", "succeeded")
+
+
+def test_design_with_unit_centres(acme: httpx.Client, regional: dict[str, Any]) -> None:
+    """`centres: units`: the centres are squares of the dataset's polygons, and with contiguity
+    each territory holds its centre square."""
+    dataset = acme.post("/v1/datasets", files=_grid_files()).json()["id"]
+    scenario = {"mode": "design", "territories": 2, "centres": "units", "contiguity": True,
+                "balance": {"workload": {"tolerance": 0.0}},
+                "solver": {"time_limit": 20, "mip_gap": 0}}
+    result, _ = _finished_plan(acme, {"kind": "design", "dataset_id": dataset,
+                                      "scenario": scenario})
+    assert result["summary"]["status"] == "optimal"
+    territory = {a["account_id"]: a["territory_id"] for a in result["assignments"]}
+    centres = {t["territory_id"]: t["centre"] for t in result["territories"]}
+    assert set(centres.values()) <= set(CELLS)
+    for tid, square in centres.items():
+        assert territory[f"A{square}"] == tid  # the centre square's account is in it
+    # The optimum pairs squares in rows (see CELLS): two territories of two, each centre one
+    # of its own squares, 0.5° of longitude at 33.25° and 33.75° N between the two.
+    rows = {frozenset(a for a, t in territory.items() if t == tid) for tid in centres}
+    assert rows == {frozenset({"ASW", "ASE"}), frozenset({"ANW", "ANE"})}
+
+    # Without polygons the job is refused at submission, naming the key.
+    r = acme.post("/v1/jobs", json={"kind": "design", "data": {"accounts": regional["accounts"]},
+                                    "scenario": {**scenario, "contiguity": False}})
+    assert r.status_code == 422, r.text
+    assert any(i["field"] == "centres" and "needs the units' polygons" in i["message"]
+               for i in r.json()["issues"])

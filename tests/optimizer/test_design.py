@@ -9,16 +9,21 @@ import math
 import time
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from shapely.geometry import Point, box
 from typer.testing import CliRunner
 
+from optimizer import geo
 from optimizer.cli import app
 from optimizer.design import DesignProblem, solve
-from optimizer.domain import DesignData, Scenario
-from optimizer.errors import InfeasibleScenarioError
-from optimizer.validate import validate_accounts
+from optimizer.design import prepare as design_prepare
+from optimizer.distance import haversine_km
+from optimizer.domain import DesignData, DistanceMetric, Scenario
+from optimizer.errors import InfeasibleScenarioError, InputError
+from optimizer.validate import validate_accounts, validate_design
 from tests.optimizer.orlib import load, write
 
 
@@ -509,7 +514,6 @@ def test_too_many_candidates_are_thinned_and_the_planner_told(
 
 def test_candidates_that_cannot_be_held_are_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     from optimizer import design
-    from optimizer.errors import InputError
 
     monkeypatch.setattr(design, "DENSE_PAIRS_MAX", 60 * 12)
     acc = _plane_accounts(60)
@@ -555,3 +559,133 @@ def test_a_run_out_of_time_still_reports_a_bound_and_never_builds_a_giant_model(
     with pytest.raises(SolverError, match=r"too large to start without one; raise "
                                           r"solver\.time_limit"):
         solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+
+
+# `centres: units`: a 3 × 2 grid of 0.4° squares in Georgia with three accounts each, placed
+# off the squares' centres; territory centres are squares, travel is measured to their points.
+GRID_LON, GRID_LAT, GRID_SIDE = -84.0, 32.0, 0.4
+
+
+def _grid_units() -> gpd.GeoDataFrame:
+    cells = [(i, j) for j in range(2) for i in range(3)]
+    return gpd.GeoDataFrame(
+        {"unit_id": [f"U{i}{j}" for i, j in cells]},
+        geometry=[box(GRID_LON + GRID_SIDE * i, GRID_LAT + GRID_SIDE * j,
+                      GRID_LON + GRID_SIDE * (i + 1), GRID_LAT + GRID_SIDE * (j + 1))
+                  for i, j in cells], crs="EPSG:4326")
+
+
+def _grid_accounts(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u, (i, j) in enumerate((i, j) for j in range(2) for i in range(3)):
+        for k in range(3):
+            rows.append({"account_id": f"A{u}{k}", "unit_id": f"U{i}{j}",
+                         "lon": GRID_LON + GRID_SIDE * (i + rng.uniform(0.05, 0.95)),
+                         "lat": GRID_LAT + GRID_SIDE * (j + rng.uniform(0.05, 0.95)),
+                         "workload": float(rng.integers(5, 20)),
+                         "visits": float(rng.integers(1, 4))})
+    return pd.DataFrame(rows)
+
+
+def test_unit_points_are_the_squares_centres() -> None:
+    points = geo.unit_points(_grid_units())
+    assert list(points["unit_id"]) == ["U00", "U10", "U20", "U01", "U11", "U21"]
+    centre_lon = GRID_LON + GRID_SIDE * (np.array([0, 1, 2, 0, 1, 2]) + 0.5)
+    centre_lat = GRID_LAT + GRID_SIDE * (np.array([0, 0, 0, 1, 1, 1]) + 0.5)
+    # An equal-area centroid of a square in degrees is not exactly its middle in degrees.
+    assert np.abs(points["lon"] - centre_lon).max() < 1e-4
+    assert np.abs(points["lat"] - centre_lat).max() < 2e-3
+    # A U-shaped unit's centroid lies outside it: its point is then inside.
+    u_shape = box(0, 0, 3, 1).union(box(0, 0, 1, 3)).union(box(2, 0, 3, 3))
+    hollow = gpd.GeoDataFrame({"unit_id": ["U"]}, geometry=[u_shape], crs="EPSG:4326")
+    inside = geo.unit_points(hollow).iloc[0]
+    assert not u_shape.contains(u_shape.centroid)
+    assert u_shape.contains(Point(inside["lon"], inside["lat"]))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_unit_centres_match_brute_force(seed: int) -> None:
+    """Brute force: every pair of the 6 squares as centres and every balanced split of the
+    18 accounts between them (all 2^18)."""
+    acc, units = _grid_accounts(seed), _grid_units()
+    points = geo.unit_points(units)
+    sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": "units",
+                                  "balance": {"workload": {"tolerance": 0.1}},
+                                  "solver": {"mip_gap": 0, "time_limit": 60}})
+    data = validate_design(acc, None, sc.metric, unit_points=points)
+    result = solve(data, sc)
+
+    travel = acc["visits"].to_numpy()[:, None] * haversine_km(
+        acc["lat"].to_numpy()[:, None], acc["lon"].to_numpy()[:, None],
+        points["lat"].to_numpy()[None, :], points["lon"].to_numpy()[None, :])
+    w = acc["workload"].to_numpy()
+    lo, hi = w.sum() / 2 * 0.9, w.sum() / 2 * 1.1
+    splits = (np.arange(2 ** len(acc))[:, None] >> np.arange(len(acc))) & 1  # 1: second centre
+    second = splits @ w
+    balanced = splits[(second >= lo - 1e-9) & (second <= hi + 1e-9)
+                      & (w.sum() - second >= lo - 1e-9) & (w.sum() - second <= hi + 1e-9)]
+    best, best_pair = math.inf, None
+    for a, b in itertools.combinations(range(len(points)), 2):
+        cost = np.where(balanced, travel[:, b], travel[:, a]).sum(axis=1).min()
+        if cost < best:
+            best, best_pair = cost, {points["unit_id"][a], points["unit_id"][b]}
+    assert result.report.status.value == "optimal"
+    assert result.terms["travel"] == pytest.approx(best, rel=1e-6)
+    assert set(result.territories["centre"]) == best_pair
+
+
+def test_unit_centres_need_polygons_and_degrees() -> None:
+    acc = _grid_accounts(0)
+    sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": "units"})
+    with pytest.raises(InputError, match="needs the units' polygons") as err:
+        solve(validate_design(acc, None, sc.metric), sc)
+    assert [i.field for i in err.value.issues] == ["centres"]
+    planar = acc.rename(columns={"lon": "x", "lat": "y"})
+    sc = Scenario.model_validate({**sc.model_dump(), "metric": "euclidean"})
+    with pytest.raises(InputError, match="metric euclidean measures planar x, y"):
+        solve(validate_design(planar, None, sc.metric,
+                              unit_points=geo.unit_points(_grid_units())), sc)
+
+
+def test_distances_may_go_to_units_when_units_are_given() -> None:
+    acc, points = _grid_accounts(0), geo.unit_points(_grid_units())
+    dist = pd.DataFrame({"from_id": ["A00", "A00"], "to_id": ["U11", "U99"],
+                         "distance": [1.0, 2.0]})
+    with pytest.raises(InputError) as err:
+        validate_design(acc, dist, DistanceMetric.haversine, unit_points=points)
+    assert [(i.row, i.field, i.message) for i in err.value.issues] == [
+        (2, "to_id", "unknown account or unit (got 'U99')")]
+    ok = validate_design(acc, dist.iloc[:1], DistanceMetric.haversine, unit_points=points)
+    sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": "units"})
+    p = design_prepare(ok, sc)
+    assert p.travel[0, p.candidate_ids.index("U11")] == 1.0 * acc["visits"][0]
+
+
+def test_cli_designs_around_unit_centres(tmp_path: Path) -> None:
+    """Through the CLI: --units gives the candidates, and the territories' travel is measured
+    to the chosen squares' points (the map draws them there too)."""
+    acc = _grid_accounts(1)
+    acc.to_csv(tmp_path / "accounts.csv", index=False)
+    _grid_units().to_file(tmp_path / "grid.geojson", driver="GeoJSON")
+    (tmp_path / "scenario.yaml").write_text(
+        "mode: design\ncentres: units\nbalance: {workload: {tolerance: 0.1}}\n"
+        "solver: {time_limit: 30, mip_gap: 0}\n")
+    res = CliRunner().invoke(app, [
+        "design", "--accounts", str(tmp_path / "accounts.csv"), "--territories", "2",
+        "--units", str(tmp_path / "grid.geojson"), "--scenario", str(tmp_path / "scenario.yaml"),
+        "--out", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    territories = pd.read_csv(tmp_path / "out" / "territories.csv")
+    assignments = pd.read_csv(tmp_path / "out" / "assignments.csv")
+    points = geo.unit_points(_grid_units()).set_index("unit_id")
+    assert set(territories["centre"]) <= set(points.index)
+    centre = assignments["territory_id"].map(territories.set_index("territory_id")["centre"])
+    own = points.loc[centre]
+    expected = acc["visits"].to_numpy() * haversine_km(
+        acc["lat"].to_numpy(), acc["lon"].to_numpy(), own["lat"].to_numpy(),
+        own["lon"].to_numpy())
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["objective_terms"]["travel"] == pytest.approx(expected.sum(), rel=1e-9)
+    assert territories["travel"].sum() == pytest.approx(expected.sum(), abs=0.01)  # 3 decimals
+    assert (tmp_path / "out" / "map.png").exists()
