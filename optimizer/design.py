@@ -109,6 +109,8 @@ CONTIGUOUS_BOUND_SHARE = 0.75
 # The exact search after fixing is skipped above this many pairs (a Pyomo build and a MIP
 # that size do not close a gap within a planner's time limit).
 MIP_PAIRS_MAX = 400_000
+# A run that ends this long before its deadline, gap open, reports `stalled`, not the limit.
+STALL_SECONDS = 1.0
 LP_METHOD = "ipm"
 
 
@@ -1603,6 +1605,14 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
             if found[0] < z_inc - 1e-9 * max(1.0, abs(z_inc)):
                 incumbent, z_inc, best_centre = found, found[0], found[1]
                 pricing["resumed_heuristic_improved"] = 1
+        if should_stop is not None and should_stop():
+            termination = Termination.cancelled
+        elif deadline - time.perf_counter() > STALL_SECONDS:
+            termination = Termination.stalled  # say so rather than claim the time ran out
+            warnings.append(
+                f"stopped after {time.perf_counter() - started:.0f} s of the "
+                f"{settings.time_limit:g} s limit: the heuristics had reached a local optimum "
+                "and the bound had converged; more time would not have changed the result")
     if keep is not None and (incumbent is None or
                              relative_gap(z_inc, bound0) > target):  # type: ignore[operator]
         if incumbent is not None:

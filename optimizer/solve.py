@@ -31,6 +31,9 @@ class Termination(StrEnum):
     unbounded = "unbounded"
     cancelled = "cancelled"
     bound_exceeded = "bound_exceeded"  # stopped: the MIP bound shows the goal is out of reach
+    # Stopped before the time limit with the gap open: every method had run to a standstill
+    # (a local optimum and a converged bound) and no exact search fitted the problem.
+    stalled = "stalled"
     error = "error"
 
 

@@ -689,3 +689,22 @@ def test_cli_designs_around_unit_centres(tmp_path: Path) -> None:
     assert summary["objective_terms"]["travel"] == pytest.approx(expected.sum(), rel=1e-9)
     assert territories["travel"].sum() == pytest.approx(expected.sum(), abs=0.01)  # 3 decimals
     assert (tmp_path / "out" / "map.png").exists()
+
+
+def test_a_run_with_nothing_left_to_try_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too many pairs left for the exact search: once the heuristics stand still and the
+    bound has converged, the run stops before its limit and reports `stalled`, not
+    `time_limit`."""
+    from optimizer import design
+
+    monkeypatch.setattr(design, "MIP_PAIRS_MAX", 10)
+    acc = _plane_accounts(60)
+    sc = _design_scenario(4, solver={"time_limit": 120, "mip_gap": 0})
+    result = solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+    report = result.report
+    assert report.status.value == "feasible" and report.gap is not None and report.gap > 0
+    assert report.termination.value == "stalled"
+    assert report.seconds < 120
+    assert any("pairs remain after fixing" in w for w in result.warnings)
+    assert any(w.startswith("stopped after") and "of the 120 s limit" in w
+               for w in result.warnings)
