@@ -315,13 +315,13 @@ def _notes(curve: pd.DataFrame, recommended: int | None, lower: int, settings: S
            cancelled: bool) -> list[str]:
     """Plain statements of what the sweep shows and does not show."""
     notes = []
-    target = f"{settings.target_utilisation:.0%}"
+    target = f"{settings.target_utilisation * 100:g}%"
     if cancelled:
         notes.append("the sweep was stopped on request; the curve covers the designs finished")
     if recommended is None and len(curve):
         last = curve.iloc[-1]
         detail = (f"; at N = {last['territories']} the busiest territory is at "
-                  f"{last['utilisation_max']:.0%}" if last["utilisation_max"] is not None
+                  f"{last['utilisation_max']:.1%}" if last["utilisation_max"] is not None
                   and not pd.isna(last["utilisation_max"]) else "")
         notes.append(f"no N from {curve['territories'].min()} to "
                      f"{curve['territories'].max()} fits within {target} of capacity{detail}; "
@@ -337,7 +337,8 @@ def _notes(curve: pd.DataFrame, recommended: int | None, lower: int, settings: S
     if len(below) and bool(below["proven_unfit"].iloc[0]):
         notes.append(f"{recommended - 1} territories cannot fit: the least travel any balanced "
                      f"design of {recommended - 1} needs (the design's bound) already puts mean "
-                     f"utilisation at {below['mean_utilisation_bound'].iloc[0]:.0%}")
+                     f"utilisation at {below['mean_utilisation_bound'].iloc[0]:.1%}, above the "
+                     f"{target} target")
     if settings.step > 1 and len(smaller):
         notes.append(f"N between {int(smaller['territories'].max())} and {recommended} were "
                      "not tried (step > 1)")

@@ -393,7 +393,7 @@ def capacity(
     write_tables(out, summary, tables)
     if hired is not None:
         write_hiring_plan_png(out / "hiring_plan.png", hired)
-        console.print(hired.periods.round(0).to_string(index=False))
+        _print_frame(hired.periods.round(0))
         console.print(f"[bold]{hired.status.value}[/]: cost {hired.total_cost:,.0f}, revenue "
                       f"{hired.total_revenue:,.0f}, hires "
                       + ", ".join(f"{r} {int(h.sum())}" for r, h in hired.hires.items()))
@@ -401,12 +401,14 @@ def capacity(
         write_capacity_curve_png(out / "capacity_curve.png", sized)
         shown = ["territories", "status", "seconds", "utilisation_max", "utilisation_mean",
                  "travel_hours", "workload_cv", "fits"]
-        console.print(sized.curve[shown].round(3).to_string(index=False))
+        _print_frame(sized.curve[shown])
         for note in sized.notes:
             console.print(f"[yellow]note:[/] {note}")
-        console.print(f"[bold]recommended territories: {sized.recommended}[/] "
-                      f"(target {sized.target_utilisation:.0%} of "
-                      f"{sized.capacity_hours:,.0f} h)")
+        target = f"target {sized.target_utilisation * 100:g}% of {sized.capacity_hours:,.0f} h"
+        if sized.recommended is None:
+            console.print(f"[bold]no recommendation[/]: no N tried fits ({target})")
+        else:
+            console.print(f"[bold]recommended territories: {sized.recommended}[/] ({target})")
     console.print(f"Outputs written to {out}/")
     if sized is not None and sized.recommended is None:
         raise typer.Exit(EXIT_CANCELLED if sized.cancelled else EXIT_INFEASIBLE)
@@ -465,7 +467,7 @@ def quota(
                              {name: path.name for name, path in paths.items() if path})
     write_tables(out, done.summary, done.tables)
     main = done.tables[done.main]
-    console.print(main.to_string(index=False, max_rows=30))
+    _print_frame(main, max_rows=30)
     for note in done.warnings:
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"{method}: {', '.join(f'{n}.csv' for n in done.tables)} written to {out}/")
@@ -533,8 +535,7 @@ def _located_plan(plan: Path, accounts: Path | None, reps: Path | None, dataset:
 def _print_levels(done: levels.LevelResult, tables: list[str], out: Path) -> None:
     for name in tables:
         shown = done.tables[name].drop(columns=["lat", "lon", "x", "y"], errors="ignore")
-        console.print(f"[bold]{name}[/]")
-        console.print(shown.to_string(index=False, max_rows=40, float_format="{:,.1f}".format))
+        _print_frame(shown, title=name)
     s = done.summary()
     gap = "n/a" if s["gap"] is None else f"{s['gap']:.3%}"
     console.print(f"[bold]{s['status']}[/]: travel {s['objective']:,.1f}, gap {gap} in "
@@ -640,20 +641,52 @@ def compare(run_a: Path, run_b: Path) -> None:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_INPUT) from exc
     table = table.drop(columns=[c for c in ("kpi",) if c in table.columns])
-    shown = Table(title=f"{run_a} vs. {run_b}")
-    for column in table.columns:
-        shown.add_column(str(column), justify="left" if column == table.columns[0] else "right")
-    for row in table.itertuples(index=False):
-        shown.add_row(*[_cell(v) for v in row])
-    console.print(shown)
+    _print_frame(table, title=f"{run_a} vs. {run_b}", max_rows=len(table))
     console.print(f"{len(moves):,} account(s) have a different territory or rep in the two runs.")
     if len(moves):
-        console.print(moves.head(20).to_string(index=False))
+        _print_frame(moves, max_rows=20)
+
+
+def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 40) -> None:
+    """A table in the CLI's style (numbers right-aligned, thousands separated), its first
+    `max_rows` rows."""
+    shown = Table(title=title)
+    cells = [[_cell(v) for v in row] for row in frame.head(max_rows).itertuples(index=False)]
+    # A table too wide for the terminal folds its headers (and long texts) rather than its
+    # values, while they fit; failing that, everything folds. Nothing is cut off.
+    value = [min(max((len(r[i]) for r in cells), default=1), 12)
+             for i in range(len(frame.columns))]
+    natural = sum(max(v, len(str(c))) + 3 for v, c in zip(value, frame.columns, strict=True))
+    limits: list[tuple[int | None, int | None]] = [(None, None)] * len(value)
+    if natural + 1 > console.width:
+        for floor in (6, 5, 4, 3):  # the narrowest a header may fold to
+            if sum(max(v, floor) + 3 for v in value) + 1 <= console.width:
+                limits = [(v, max(v, floor)) for v in value]
+                break
+    for column, (low, high) in zip(frame.columns, limits, strict=True):
+        numeric = pd.api.types.is_numeric_dtype(frame[column]) and \
+            not pd.api.types.is_bool_dtype(frame[column])
+        shown.add_column(str(column), justify="right" if numeric else "left", overflow="fold",
+                         min_width=low, max_width=high)
+    for row in cells:
+        shown.add_row(*row)
+    console.print(shown)
+    if len(frame) > max_rows:
+        console.print(f"… and {len(frame) - max_rows:,} more row(s)")
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if value != value else f"{value:,.4g}"
+    """Large numbers whole and separated (a quota of 1,234,568, not 1.235e+06), small ones
+    to four significant digits, missing ones blank."""
+    if isinstance(value, bool | np.bool_) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int | np.integer):
+        return f"{value:,}"
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if number != number:
+            return ""
+        return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:,.4g}"
     return str(value)
 
 

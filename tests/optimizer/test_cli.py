@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from optimizer.cli import app
@@ -88,3 +91,35 @@ def test_outputs_maps_workbook_and_compare(tmp_path: Path) -> None:
     moved = (pd.read_csv(a / "assignments.csv").set_index("account_id")["rep_id"]
              != pd.read_csv(b / "assignments.csv").set_index("account_id")["rep_id"]).sum()
     assert f"{moved:,} account(s) have a different territory or rep" in res.output
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_tables_keep_every_value_whole_on_a_narrow_terminal(
+        width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The capacity curve's eight columns on an 80-column terminal: headers fold, values
+    stay whole, nothing is cut off at the edge; large numbers are separated, not 1.2e+06."""
+    from rich.console import Console
+
+    from optimizer import cli
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=buffer, width=width))
+    frame = pd.DataFrame({"territories": [7, 8], "status": ["feasible", "optimal"],
+                          "seconds": [8.213, 8.642], "utilisation_max": [1.186, 0.8933],
+                          "utilisation_mean": [0.9061, 0.7817],
+                          "travel_hours": [1989.4, 1846.2], "workload_cv": [0.08468, 0.07432],
+                          "fits": [False, True]})
+    cli._print_frame(frame)
+    text = buffer.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    for value in ("feasible", "optimal", "8.213", "0.8933", "1,989", "0.08468", "False",
+                  "True"):
+        assert value in text, value
+    if width == 160:
+        assert "utilisation_mean" in text  # room enough: headers whole too
+    buffer.truncate(0)
+    cli._print_frame(pd.DataFrame({"territory_id": ["T1", "T2"],
+                                   "quota": [1_234_567.8, np.nan], "accounts": [12_345, 7]}))
+    text = buffer.getvalue()
+    assert "1,234,568" in text and "12,345" in text and "e+06" not in text
+    assert "nan" not in text.lower()
