@@ -647,30 +647,48 @@ def compare(run_a: Path, run_b: Path) -> None:
         _print_frame(moves, max_rows=20)
 
 
+# The narrowest a header folds to on a narrow terminal, in characters.
+HEADER_FLOORS = (6, 5, 4)
+
+
 def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 40) -> None:
     """A table in the CLI's style (numbers right-aligned, thousands separated), its first
-    `max_rows` rows."""
-    shown = Table(title=title)
+    `max_rows` rows. Too wide for the terminal, its headers fold before its values do; still
+    too wide, it shows the first column (the id), the last (the result) and as many others
+    as fit, and says so."""
     cells = [[_cell(v) for v in row] for row in frame.head(max_rows).itertuples(index=False)]
-    # A table too wide for the terminal folds its headers (and long texts) rather than its
-    # values, while they fit; failing that, everything folds. Nothing is cut off.
     value = [min(max((len(r[i]) for r in cells), default=1), 12)
              for i in range(len(frame.columns))]
-    natural = sum(max(v, len(str(c))) + 3 for v, c in zip(value, frame.columns, strict=True))
-    limits: list[tuple[int | None, int | None]] = [(None, None)] * len(value)
-    if natural + 1 > console.width:
-        for floor in (6, 5, 4, 3):  # the narrowest a header may fold to
-            if sum(max(v, floor) + 3 for v in value) + 1 <= console.width:
-                limits = [(v, max(v, floor)) for v in value]
-                break
-    for column, (low, high) in zip(frame.columns, limits, strict=True):
+    header = [len(str(c)) for c in frame.columns]
+
+    def width(columns: list[int], floor: int | None) -> int:
+        return 1 + sum((max(value[i], header[i]) if floor is None else max(value[i], floor))
+                       + 3 for i in columns)
+
+    every = list(range(len(frame.columns)))
+    shown_columns, floor = every, None
+    if width(every, None) > console.width:
+        floor = next((f for f in HEADER_FLOORS if width(every, f) <= console.width), None)
+        if floor is None:  # keep the id and the result, then the others in order
+            floor = HEADER_FLOORS[-1]
+            shown_columns = sorted({0, len(every) - 1})
+            for i in every[1:-1]:
+                if width(sorted([*shown_columns, i]), floor) <= console.width:
+                    shown_columns = sorted([*shown_columns, i])
+    table = Table(title=title)
+    for i in shown_columns:
+        column = frame.columns[i]
         numeric = pd.api.types.is_numeric_dtype(frame[column]) and \
             not pd.api.types.is_bool_dtype(frame[column])
-        shown.add_column(str(column), justify="right" if numeric else "left", overflow="fold",
+        low, high = (None, None) if floor is None else (value[i], max(value[i], floor))
+        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold",
                          min_width=low, max_width=high)
     for row in cells:
-        shown.add_row(*row)
-    console.print(shown)
+        table.add_row(*[row[i] for i in shown_columns])
+    console.print(table)
+    if len(shown_columns) < len(every):
+        console.print(f"({len(shown_columns)} of {len(every)} columns shown; a wider terminal "
+                      "shows more)")
     if len(frame) > max_rows:
         console.print(f"… and {len(frame) - max_rows:,} more row(s)")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import yaml
@@ -222,12 +223,32 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
                     encoding="utf-8")
 
 
+CSV_DECIMALS = 6
+
+
+def _for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """Floats rounded to CSV_DECIMALS; a float column of whole numbers (counts, rounded
+    quotas) written as integers, 62 rather than 62.0."""
+    out = frame.round(CSV_DECIMALS)
+    for column in out.columns:
+        values = out[column]
+        if not pd.api.types.is_float_dtype(values):
+            continue
+        known = values.dropna().to_numpy()
+        if len(known) and np.isfinite(known).all() and (known == np.round(known)).all() \
+                and np.abs(known).max() < 2 ** 53:
+            out[column] = values.astype("Int64")
+    return out
+
+
 def write_tables(out_dir: str | Path, summary: dict[str, Any],
                  tables: dict[str, pd.DataFrame]) -> Path:
-    """Write summary.json and each table as <name>.csv into `out_dir`."""
+    """Write summary.json and each table as <name>.csv into `out_dir`. Numbers keep every
+    digit a planner may add up (a quota of 18,052,637.03 stays that, not 1.80526e+07) to
+    CSV_DECIMALS decimals, which also hides float noise such as 0.30000000000000004."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
-        frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+        _for_csv(frame).to_csv(out / f"{name}.csv", index=False)
     write_json(out / "summary.json", summary)
     return out

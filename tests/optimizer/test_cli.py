@@ -117,9 +117,20 @@ def test_tables_keep_every_value_whole_on_a_narrow_terminal(
         assert value in text, value
     if width == 160:
         assert "utilisation_mean" in text  # room enough: headers whole too
-    buffer.truncate(0)
+    buffer.seek(0)
+    buffer.truncate()
     cli._print_frame(pd.DataFrame({"territory_id": ["T1", "T2"],
                                    "quota": [1_234_567.8, np.nan], "accounts": [12_345, 7]}))
     text = buffer.getvalue()
     assert "1,234,568" in text and "12,345" in text and "e+06" not in text
     assert "nan" not in text.lower()
+    # Seventeen columns (a quota table) cannot fit 80: the id and the result stay, whole.
+    buffer.seek(0)
+    buffer.truncate()
+    wide = pd.DataFrame({"territory_id": ["T01"], **{f"factor_{i}": [1.25] for i in range(15)},
+                         "quota": [18_052_663.0]})
+    cli._print_frame(wide)
+    text = buffer.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "T01" in text and "18,052,663" in text
+    assert ("of 17 columns shown" in text) == (width == 80)
