@@ -10,6 +10,7 @@ const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948
 
 const state = {
   datasetId: null,
+  datasetUnits: 0,  // unit polygons in the dataset in use
   jobId: null,
   pollTimer: null,
   map: null,
@@ -180,7 +181,20 @@ function useDataset(dataset) {
   if (contiguity.disabled) contiguity.checked = false;
   $("contiguity-note").textContent = dataset.units ?
     "(each territory one piece of the unit map)" : "(needs a dataset with unit polygons)";
+  state.datasetUnits = dataset.units || 0;
+  syncCentres();
   $("run").disabled = false;
+}
+
+// Centres are a design's choice; units as centres need the dataset's unit polygons.
+function syncCentres() {
+  const centres = $("centres");
+  const design = $("mode").value === "design";
+  centres.disabled = !design;
+  centres.querySelector("option[value='units']").disabled = !state.datasetUnits;
+  if (!state.datasetUnits) centres.value = "accounts";
+  $("centres-note").textContent = state.datasetUnits ?
+    "(units: territory centres at unit polygons)" : "(units need a dataset with unit polygons)";
 }
 
 async function importBundled(event) {
@@ -245,6 +259,7 @@ function scenarioFromForm() {
     solver: { time_limit: numberOf("time-limit") ?? 30 },
   };
   if (mode === "design") scenario.territories = numberOf("territories") ?? 6;
+  if (mode === "design" && $("centres").value === "units") scenario.centres = "units";
   if ($("contiguity").checked && !$("contiguity").disabled) scenario.contiguity = true;
   const maxShare = numberOf("max-share");
   // The limit only means something when there is a current alignment to move away from.
@@ -521,6 +536,7 @@ function init() {
     const design = $("mode").value === "design";
     $("territories").disabled = !design;
     $("max-share").disabled = design;  // no current alignment to limit moves from
+    syncCentres();
   });
   for (const button of document.querySelectorAll("button.download")) {
     button.addEventListener("click", download);

@@ -7,6 +7,7 @@ tests/web/artifacts/ (ignored by git)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -252,6 +253,7 @@ def test_contiguous_design_on_county_polygons(driver: Any, server: tuple[ApiServ
     _open(driver, server)
     contiguity = driver.find_element(By.ID, "contiguity")
     assert not contiguity.is_enabled() and "needs" in _text(driver, "contiguity-note")
+    centres = Select(driver.find_element(By.ID, "centres"))
     Select(driver.find_element(By.ID, "bundled-select")).select_by_value("ga-counties")
     driver.find_element(By.ID, "import-bundled").click()
     wait_for(lambda: "159 unit polygons" in _text(driver, "dataset-info"), timeout=60,
@@ -261,16 +263,28 @@ def test_contiguous_design_on_county_polygons(driver: Any, server: tuple[ApiServ
         .get_attribute("value") == "design"
     assert contiguity.is_enabled() and not contiguity.is_selected()
     contiguity.click()
+    # Territory centres at county polygons (the job's scenario says centres: units).
+    assert driver.find_element(By.ID, "centres").is_enabled()
+    centres.select_by_value("units")
     for field, value in (("territories", "5"), ("tolerance", "20"), ("time-limit", "5")):
         box = driver.find_element(By.ID, field)
         box.clear()
         box.send_keys(value)
+    # Keep the job bodies the page submits, to check the scenario it sends.
+    driver.execute_script(
+        "window.sentJobs = []; const send = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  if (String(url).endsWith('/v1/jobs') && options && options.body)"
+        "    window.sentJobs.push(options.body);"
+        "  return send(url, options); };")
     driver.find_element(By.ID, "run").click()
 
     paths = "#map .leaflet-overlay-pane svg path"
     wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, paths)) == 5,
              timeout=JOB_TIMEOUT, what="5 contiguous territories on the map")
     assert "succeeded" in _text(driver, "p-state")
+    sent = json.loads(driver.execute_script("return window.sentJobs[0]"))
+    assert sent["kind"] == "design" and sent["scenario"]["centres"] == "units", sent
     parts = driver.find_element(By.CSS_SELECTOR,
                                 "#kpis td[data-kpi='geography.disconnected_parts']").text
     assert parts == "0"  # every territory in one piece
