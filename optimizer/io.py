@@ -226,9 +226,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 CSV_DECIMALS = 6
 
 
-def _for_csv(frame: pd.DataFrame) -> pd.DataFrame:
-    """Floats rounded to CSV_DECIMALS; a float column of whole numbers (counts, rounded
-    quotas) written as integers, 62 rather than 62.0."""
+def table_csv(frame: pd.DataFrame) -> str:
+    """A table as the CLI writes it and the API serves it: floats rounded to CSV_DECIMALS
+    (every digit a planner may add up, no float noise) and a float column of whole numbers
+    (counts, rounded quotas) as integers, 62 rather than 62.0."""
     out = frame.round(CSV_DECIMALS)
     for column in out.columns:
         values = out[column]
@@ -238,17 +239,16 @@ def _for_csv(frame: pd.DataFrame) -> pd.DataFrame:
         if len(known) and np.isfinite(known).all() and (known == np.round(known)).all() \
                 and np.abs(known).max() < 2 ** 53:
             out[column] = values.astype("Int64")
-    return out
+    return out.to_csv(index=False)
 
 
 def write_tables(out_dir: str | Path, summary: dict[str, Any],
                  tables: dict[str, pd.DataFrame]) -> Path:
-    """Write summary.json and each table as <name>.csv into `out_dir`. Numbers keep every
-    digit a planner may add up (a quota of 18,052,637.03 stays that, not 1.80526e+07) to
-    CSV_DECIMALS decimals, which also hides float noise such as 0.30000000000000004."""
+    """Write summary.json and each table as <name>.csv (`table_csv`: a quota of
+    18,052,637.03 stays that, not 1.80526e+07) into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
-        _for_csv(frame).to_csv(out / f"{name}.csv", index=False)
+        (out / f"{name}.csv").write_text(table_csv(frame), encoding="utf-8")
     write_json(out / "summary.json", summary)
     return out

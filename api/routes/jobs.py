@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 from typing import Annotated, Any
 
 import pandas as pd
@@ -15,6 +14,7 @@ from api.errors import NotFoundError
 from api.jobs import service
 from api.routes.common import Limit, Offset, problems
 from api.schemas import JobCreate, JobPublic, JobResult, JobsPublic, JobState
+from optimizer.io import table_csv
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=problems(401, 404))
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -77,9 +77,7 @@ def get_result_csv(job_id: str, session: SessionDep, tenant: TenantDep) -> Respo
     else:
         name = str(result["main_table"])
         rows = result["tables"][name]
-    buffer = io.StringIO()
-    pd.DataFrame.from_records(rows).to_csv(buffer, index=False)
-    return Response(buffer.getvalue(), media_type="text/csv", headers={
+    return Response(table_csv(pd.DataFrame.from_records(rows)), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{job_id}-{name}.csv"'})
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optimizer.io import write_tables
+from optimizer.io import table_csv, write_tables
 
 
 def test_tables_keep_their_digits(tmp_path: Path) -> None:
@@ -31,3 +31,10 @@ def test_tables_keep_their_digits(tmp_path: Path) -> None:
     back = pd.read_csv(tmp_path / "quotas.csv")
     assert back["quota"].sum() == frame["quota"].sum()
     assert json.loads((tmp_path / "summary.json").read_text()) == {"status": "optimal"}
+
+
+def test_the_service_serves_the_same_csv(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"id": ["a"], "quota": [18_052_662.881216], "n": [3.0]})
+    write_tables(tmp_path, {}, {"t": frame})
+    assert table_csv(frame) == (tmp_path / "t.csv").read_text() == \
+        "id,quota,n\na,18052662.881216,3\n"
