@@ -708,3 +708,18 @@ def test_a_run_with_nothing_left_to_try_says_so(monkeypatch: pytest.MonkeyPatch)
     assert any("pairs remain after fixing" in w for w in result.warnings)
     assert any(w.startswith("stopped after") and "of the 120 s limit" in w
                for w in result.warnings)
+
+
+def test_too_many_units_are_thinned_like_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimizer import design
+
+    acc = _grid_accounts(0)  # 18 accounts in 6 squares
+    monkeypatch.setattr(design, "DENSE_PAIRS_MAX", 18 * 5)  # room for 5 of the 6 units
+    sc = Scenario.model_validate({"mode": "design", "territories": 1, "centres": "units",
+                                  "balance": {"workload": {"tolerance": 0.5}}})
+    p = design_prepare(validate_design(acc, None, sc.metric,
+                                       unit_points=geo.unit_points(_grid_units())), sc)
+    assert 1 <= p.n_candidates <= 5 and set(p.candidate_ids) <= {"U00", "U10", "U20", "U01",
+                                                                  "U11", "U21"}
+    assert p.notes and p.notes[0].startswith(f"candidate centres: {p.n_candidates} units "
+                                             "spread over the map (a k-means of the 6 units'")
