@@ -1592,7 +1592,8 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
         if contig is None:
             # The time the exact search would have had goes on improving the incumbent:
             # locate–allocate resumed from its relocated centres (step 1 may have been cut
-            # short), then pair re-optimisation from the better plan.
+            # short), then pair re-optimisation from the better plan, then triples once no
+            # pair improves (national: 3.225 M → 3.218 M).
             tell("heuristic", z_inc, bound0, "locate–allocate resumed")
             t0 = time.perf_counter()
             found = locate_allocate(p, deadline, settings.threads,
@@ -1600,7 +1601,8 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
             if found is None or found[0] >= z_inc:
                 found = incumbent
             tell("heuristic", z_inc, bound0, "neighbourhood re-optimisation")
-            found = improve_by_neighbours(p, found, deadline, settings.threads, should_stop)
+            found = improve_by_neighbours(p, found, deadline, settings.threads, should_stop,
+                                          sizes=(2, 3))
             t_solve += time.perf_counter() - t0
             if found[0] < z_inc - 1e-9 * max(1.0, abs(z_inc)):
                 incumbent, z_inc, best_centre = found, found[0], found[1]
@@ -1612,7 +1614,7 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
             warnings.append(
                 f"stopped after {time.perf_counter() - started:.0f} s of the "
                 f"{settings.time_limit:g} s limit: the heuristics had reached a local optimum "
-                "and the bound had converged; more time would not have changed the result")
+                "and the bound had converged, with too many pairs left for the exact search")
     if keep is not None and (incumbent is None or
                              relative_gap(z_inc, bound0) > target):  # type: ignore[operator]
         if incumbent is not None:
