@@ -1613,8 +1613,10 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
             termination = Termination.stalled  # say so rather than claim the time ran out
             warnings.append(
                 f"stopped after {time.perf_counter() - started:.0f} s of the "
-                f"{settings.time_limit:g} s limit: the heuristics had reached a local optimum "
-                "and the bound had converged, with too many pairs left for the exact search")
+                f"{settings.time_limit:g} s limit with nothing left to run: too many pairs "
+                "remain for the exact search" + (
+                    ", and the heuristics had reached a local optimum" if contig is None
+                    else ""))
     if keep is not None and (incumbent is None or
                              relative_gap(z_inc, bound0) > target):  # type: ignore[operator]
         if incumbent is not None:
