@@ -687,7 +687,8 @@ def test_cli_designs_around_unit_centres(tmp_path: Path) -> None:
         own["lon"].to_numpy())
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["objective_terms"]["travel"] == pytest.approx(expected.sum(), rel=1e-9)
-    assert territories["travel"].sum() == pytest.approx(expected.sum(), abs=0.01)  # 3 decimals
+    # territories.csv: each territory's travel to 6 decimals
+    assert territories["travel"].sum() == pytest.approx(expected.sum(), abs=1e-5)
     assert (tmp_path / "out" / "map.png").exists()
 
 
@@ -703,8 +704,7 @@ def test_a_run_with_nothing_left_to_try_says_so(monkeypatch: pytest.MonkeyPatch)
     result = solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
     report = result.report
     assert report.status.value == "feasible" and report.gap is not None and report.gap > 0
-    assert report.termination.value == "stalled"
-    assert report.seconds < 120
+    assert report.termination.value == "stalled"  # (the run takes a few seconds of its 120)
     assert any("pairs remain after fixing" in w for w in result.warnings)
     assert any(w.startswith("stopped after") and "of the 120 s limit" in w
                for w in result.warnings)
