@@ -671,10 +671,11 @@ def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 
         floor = next((f for f in HEADER_FLOORS if width(every, f) <= console.width), None)
         if floor is None:  # keep the id and the result, then the others in order
             floor = HEADER_FLOORS[-1]
-            shown_columns = sorted({0, len(every) - 1})
+            kept = sorted({0, len(every) - 1})
             for i in every[1:-1]:
-                if width(sorted([*shown_columns, i]), floor) <= console.width:
-                    shown_columns = sorted([*shown_columns, i])
+                if width([*kept, i], floor) <= console.width:
+                    kept.append(i)
+            shown_columns = sorted(kept)
     table = Table(title=title)
     for i in shown_columns:
         column = frame.columns[i]

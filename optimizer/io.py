@@ -174,12 +174,12 @@ def read_design(accounts: str | Path, scenario: Scenario,
                 distances: str | Path | None = None,
                 units: gpd.GeoDataFrame | None = None) -> DesignData:
     """Read and validate the inputs of a greenfield design; `units` are unit polygons read
-    by `geo.load_units` (their points are the candidates of `centres: units`)."""
+    by `geo.load_units` (with `centres: units`, their points are the candidates)."""
     acc = read_table(accounts)
     dist = read_table(distances) if distances is not None else None
     names = (Path(accounts).name, Path(distances).name if distances else "distances")
-    return validate_design(acc, dist, scenario.metric, sources=names,
-                           unit_points=None if units is None else unit_points(units))
+    points = unit_points(units) if units is not None and scenario.centres == "units" else None
+    return validate_design(acc, dist, scenario.metric, sources=names, unit_points=points)
 
 
 def read_plan(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:

@@ -29,7 +29,9 @@ class DesignRunner(PlanRunner):
         return issues
 
     def validate(self, inputs: JobInputs, metric: DistanceMetric) -> DesignData:
-        points = None if inputs.units is None else unit_points(inputs.units)
+        # Unit points only for `centres: units` (the scenario as sent: it may not parse).
+        wanted = inputs.units is not None and inputs.scenario.get("centres") == "units"
+        points = unit_points(inputs.units) if wanted else None
         return validate_design(inputs.accounts, inputs.distances, metric, unit_points=points)
 
     def solve(self, data: Any, scenario: Scenario, controls: SolveControls) -> PlanResult:

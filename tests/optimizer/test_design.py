@@ -723,3 +723,22 @@ def test_too_many_units_are_thinned_like_accounts(monkeypatch: pytest.MonkeyPatc
                                                                   "U11", "U21"}
     assert p.notes and p.notes[0].startswith(f"candidate centres: {p.n_candidates} units "
                                              "spread over the map (a k-means of the 6 units'")
+
+
+def test_distances_to_units_only_with_unit_centres(tmp_path: Path) -> None:
+    """read_design takes unit polygons' points as candidates only for `centres: units`;
+    otherwise a distance to a unit would be ignored, so it is refused."""
+    from optimizer.io import read_design
+
+    _grid_accounts(0).to_csv(tmp_path / "accounts.csv", index=False)
+    pd.DataFrame({"from_id": ["A00"], "to_id": ["U11"], "distance": [1.0]}).to_csv(
+        tmp_path / "distances.csv", index=False)
+    units = _grid_units()
+    for centres, refused in (("units", False), ("accounts", True)):
+        sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": centres})
+        if refused:
+            with pytest.raises(InputError, match="unknown account"):
+                read_design(tmp_path / "accounts.csv", sc, tmp_path / "distances.csv", units)
+        else:
+            data = read_design(tmp_path / "accounts.csv", sc, tmp_path / "distances.csv", units)
+            assert data.unit_points is not None and len(data.unit_points) == 6
