@@ -917,21 +917,21 @@ def for_alignment(data: AlignmentData, scenario: Scenario, p: Problem, s: Scaled
 
 def for_design(data: DesignData, scenario: Scenario, p: DesignProblem,
                exact_units: int | None = None) -> Contiguity | None:
-    """Contiguity of a design (root form: a territory holds its centre's unit; with
-    `centres: units`, the heaviest account of the centre unit)."""
+    """Contiguity of a design (root form: a territory holds its centre's unit; for a centre
+    at a unit, the heaviest account of that unit)."""
     require_units(scenario.contiguity, data.units)
     if not scenario.contiguity or data.units is None:
         return None
     acc = data.accounts
-    if scenario.centres == "units":
+    pos = pd.Index(acc["account_id"].astype(str)).get_indexer(pd.Index(p.candidate_ids))
+    if p.candidate_is_unit.any():
         # A unit centre's root: the heaviest account in that unit (none: no root).
         by_weight = acc.assign(_row=np.arange(len(acc)), _unit=_unit_of_accounts(acc)) \
             .sort_values("workload", ascending=False, kind="stable")
         heaviest = by_weight.dropna(subset=["_unit"]).drop_duplicates("_unit")
         row_of = pd.Series(heaviest["_row"].to_numpy(), index=heaviest["_unit"].astype(str))
-        pos = row_of.reindex(p.candidate_ids).fillna(-1).to_numpy(int)
-    else:
-        pos = pd.Index(acc["account_id"].astype(str)).get_indexer(pd.Index(p.candidate_ids))
+        in_unit = row_of.reindex(p.candidate_ids).fillna(-1).to_numpy(int)
+        pos = np.where(p.candidate_is_unit, in_unit, pos)
     roots = np.where(pos >= 0, p.unit_of[np.maximum(pos, 0)], -1)
     n_c = p.n_candidates
     bands = Bands(p.amount, np.tile(p.lo, (n_c, 1)), np.tile(p.hi, (n_c, 1)), p.allowed,

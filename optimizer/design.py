@@ -129,6 +129,7 @@ class DesignProblem:
     hi: np.ndarray  # (3,)
     account_distance: np.ndarray  # (accounts, J) for KPIs
     visits: np.ndarray
+    candidate_is_unit: np.ndarray  # (J,) the centre is a unit's point, not an account
     notes: tuple[str, ...] = ()  # for the planner: how the candidates were chosen
 
     @property
@@ -158,25 +159,32 @@ MIN_CANDIDATES_PER_TERRITORY = 5
 
 def _candidates(data: DesignData, scenario: Scenario, n_terr: int
                 ) -> tuple[pd.DataFrame, list[str]]:
-    """The candidate centres, as reps are in a realignment (`rep_id` and coordinates), and a
-    note for the planner when they were thinned."""
+    """The candidate centres, as reps are in a realignment (`rep_id` and coordinates, and
+    `unit`: whether the centre is a unit's point), and a note for the planner when they were
+    thinned."""
     acc, centres, n = data.accounts, scenario.centres, len(data.accounts)
+    accounts = acc.rename(columns={"account_id": "rep_id"}).assign(unit=False)
+    if isinstance(centres, list):
+        issues = centre_list_issues(centres, acc["account_id"], data.unit_points,
+                                    scenario.metric)
+        if not issues and n * len(centres) > DENSE_PAIRS_MAX:
+            issues.append(Issue("scenario", None, "centres", (
+                f"{n:,} accounts × {len(centres):,} candidate centres are "
+                f"{n * len(centres):,} pairs, more than a design can hold "
+                f"({DENSE_PAIRS_MAX:,}): give at most {DENSE_PAIRS_MAX // n:,} centres")))
+        if issues:
+            raise InputError(issues)
+        units = (data.unit_points if data.unit_points is not None
+                 else pd.DataFrame(columns=["unit_id"]))
+        pool = pd.concat([accounts, units.rename(columns={"unit_id": "rep_id"})
+                          .assign(unit=True)], ignore_index=True)
+        # An id naming both an account and a unit is the account (the first match).
+        return pool.drop_duplicates("rep_id").set_index("rep_id", drop=False) \
+            .loc[centres].reset_index(drop=True), []
     if centres == "units":
-        pool, noun = _unit_pool(data, scenario), "unit"
+        pool, noun = _unit_pool(data, scenario).assign(unit=True), "unit"
     else:
-        pool, noun = acc.rename(columns={"account_id": "rep_id"}), "account"
-    if centres not in ("accounts", "units"):
-        pos = pd.Index(acc["account_id"]).get_indexer(pd.Index(centres))
-        unknown = [c for c, p in zip(centres, pos, strict=True) if p < 0]
-        if unknown:
-            raise InputError([Issue("scenario", None, "centres",
-                                    f"unknown account(s) as centres: {', '.join(unknown[:10])}")])
-        if n * len(pos) > DENSE_PAIRS_MAX:
-            raise InputError([Issue("scenario", None, "centres", (
-                f"{n:,} accounts × {len(pos):,} candidate centres are {n * len(pos):,} pairs, "
-                f"more than a design can hold ({DENSE_PAIRS_MAX:,}): give at most "
-                f"{DENSE_PAIRS_MAX // n:,} centres"))])
-        return pool.iloc[pos].reset_index(drop=True), []
+        pool, noun = accounts, "account"
     m = len(pool)
     if n * m <= DENSE_PAIRS_MAX:
         return pool.reset_index(drop=True), []
@@ -200,6 +208,39 @@ def _candidates(data: DesignData, scenario: Scenario, n_terr: int
         "these candidates. List candidates in `centres` to choose them yourself"]
 
 
+def centre_list_issues(centres: list[str], account_ids: pd.Series,
+                       unit_points: pd.DataFrame | None,
+                       metric: DistanceMetric) -> list[Issue]:
+    """What is wrong with a list of candidate centres: ids listed twice, ids that name
+    neither an account nor a unit (`unit_points`: the units the list may name, see
+    `geo.centre_unit_points`), and units measured with planar coordinates."""
+    listed = pd.Series(centres, dtype=object)
+    issues = []
+    twice = listed[listed.duplicated()].unique()
+    if len(twice):
+        issues.append(Issue("scenario", None, "centres",
+                            f"listed more than once: {', '.join(twice[:10])}"))
+    is_account = listed.isin(account_ids.astype(str))
+    is_unit = ~is_account & (listed.isin(unit_points["unit_id"]) if unit_points is not None
+                             else False)
+    unknown = listed[~is_account & ~is_unit].unique()
+    if len(unknown):
+        what = "neither an account nor a unit" if unit_points is not None else (
+            "not an account (a centre may also be a unit of the units file, when one is "
+            "given)")
+        issues.append(Issue("scenario", None, "centres",
+                            f"{len(unknown):,} listed centre(s) {what}: "
+                            f"{', '.join(unknown[:10])}"))
+    if is_unit.any() and metric is DistanceMetric.euclidean:
+        issues.append(Issue("scenario", None, "centres", _PLANAR_UNITS))
+    return issues
+
+
+_PLANAR_UNITS = ("centres at units are placed at the units' polygons, which are in degrees, "
+                 "but metric euclidean measures planar x, y: use metric haversine (or matrix "
+                 "with a distances file)")
+
+
 def unit_centre_issues(scenario: Scenario, has_units: bool) -> list[Issue]:
     """What stops `centres: units` from running (nothing for other centres)."""
     if scenario.centres != "units":
@@ -209,10 +250,7 @@ def unit_centre_issues(scenario: Scenario, has_units: bool) -> list[Issue]:
             "centres: units needs the units' polygons (a units file with a unit_id per "
             "polygon: --units, or a data set that has one)"))]
     if scenario.metric is DistanceMetric.euclidean:
-        return [Issue("scenario", None, "centres", (
-            "centres: units places centres at the units' polygons, which are in degrees, "
-            "but metric euclidean measures planar x, y: use metric haversine (or matrix with "
-            "a distances file)"))]
+        return [Issue("scenario", None, "centres", _PLANAR_UNITS)]
     return []
 
 
@@ -294,7 +332,7 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
         raise InfeasibleScenarioError(reasons)
     return DesignProblem(members, unit_of, label, amount, travel,
                          [str(x) for x in centres["rep_id"]], n_terr, lo, hi, d, visits,
-                         tuple(notes))
+                         centres["unit"].to_numpy(bool), tuple(notes))
 
 
 # ---------------------------------------------------------------------------------------------

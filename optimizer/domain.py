@@ -137,8 +137,8 @@ class DesignData:
     """Validated inputs of a greenfield design: accounts (as for a realignment, without
     reps), an optional user distance matrix from accounts to candidate centres, an optional
     adjacency graph of the accounts' units (for `contiguity: true`) and the units' points
-    (unit_id, lat, lon; from their polygons, `geo.unit_points`), the candidate centres of
-    `centres: units`."""
+    (unit_id, lat, lon; from their polygons, `geo.unit_points`) of the units `centres` names
+    as candidates (every unit for `centres: units`)."""
 
     accounts: pd.DataFrame
     distances: pd.DataFrame | None = None

@@ -203,6 +203,28 @@ def unit_points(units: gpd.GeoDataFrame) -> pd.DataFrame:
                          "lat": point.y.to_numpy(), "lon": point.x.to_numpy()})
 
 
+def centre_unit_points(units: gpd.GeoDataFrame | None, centres: object,
+                       account_ids: pd.Series) -> pd.DataFrame | None:
+    """The points (`unit_points`) of the units a design may centre territories on: every
+    unit for `centres: units`; for a list of ids, the listed ones that are units and not
+    accounts (an id naming both is the account); None when no unit can be a centre.
+    `centres` is the scenario's value as given (a job's scenario may not parse)."""
+    if units is None:
+        return None
+    if centres == "units":
+        return unit_points(units)
+    if not isinstance(centres, list):
+        return None
+    listed = pd.Index([str(c) for c in centres]).difference(pd.Index(account_ids.astype(str)))
+    ids = units["unit_id"].astype(str)
+    if not ids.isin(listed).any():
+        return None
+    # Points of all units, then the listed: a point depends on the local projection, which
+    # is fitted to the whole set (maps draw unit_points(units)).
+    points = unit_points(units)
+    return points[points["unit_id"].isin(listed)].reset_index(drop=True)
+
+
 def _check_zip(path: Path) -> None:
     """A zipped shapefile must be a whole archive holding a .shp (GDAL's own messages for
     a truncated zip speak of missing files)."""

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from optimizer.domain import AlignmentData, DesignData, Scenario
 from optimizer.errors import InputError, Issue
-from optimizer.geo import unit_points
+from optimizer.geo import centre_unit_points
 from optimizer.validate import validate_alignment, validate_design
 
 T = TypeVar("T", bound=BaseModel)
@@ -174,11 +174,11 @@ def read_design(accounts: str | Path, scenario: Scenario,
                 distances: str | Path | None = None,
                 units: gpd.GeoDataFrame | None = None) -> DesignData:
     """Read and validate the inputs of a greenfield design; `units` are unit polygons read
-    by `geo.load_units` (with `centres: units`, their points are the candidates)."""
+    by `geo.load_units` (units named by `centres` are candidates at their points)."""
     acc = read_table(accounts)
     dist = read_table(distances) if distances is not None else None
     names = (Path(accounts).name, Path(distances).name if distances else "distances")
-    points = unit_points(units) if units is not None and scenario.centres == "units" else None
+    points = centre_unit_points(units, scenario.centres, acc.get("account_id", pd.Series()))
     return validate_design(acc, dist, scenario.metric, sources=names, unit_points=points)
 
 

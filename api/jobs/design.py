@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from api.jobs.align import PlanRunner
 from api.jobs.inputs import JobInputs
 from api.jobs.kinds import SolveControls
+from optimizer.design import centre_list_issues, unit_centre_issues
 from optimizer.design import solve as solve_design
-from optimizer.design import unit_centre_issues
 from optimizer.domain import DesignData, DistanceMetric, Mode, Scenario
 from optimizer.errors import Issue
-from optimizer.geo import unit_points
+from optimizer.geo import centre_unit_points
 from optimizer.result import PlanResult
 from optimizer.validate import validate_design
 
@@ -23,15 +25,19 @@ class DesignRunner(PlanRunner):
 
     def scenario_issues(self, scenario: Scenario, inputs: JobInputs) -> list[Issue]:
         issues = unit_centre_issues(scenario, inputs.units is not None)
+        if isinstance(scenario.centres, list):
+            issues += centre_list_issues(scenario.centres,
+                                         inputs.accounts.get("account_id", pd.Series()),
+                                         inputs.units, scenario.metric)
         if scenario.territories is None:
             issues.append(Issue("scenario", None, "territories",
                                 "design needs the number of territories"))
         return issues
 
     def validate(self, inputs: JobInputs, metric: DistanceMetric) -> DesignData:
-        # Unit points only for `centres: units` (the scenario as sent: it may not parse).
-        wanted = inputs.units is not None and inputs.scenario.get("centres") == "units"
-        points = unit_points(inputs.units) if wanted else None
+        # The scenario as sent: it may not parse.
+        points = centre_unit_points(inputs.units, inputs.scenario.get("centres"),
+                                    inputs.accounts.get("account_id", pd.Series()))
         return validate_design(inputs.accounts, inputs.distances, metric, unit_points=points)
 
     def solve(self, data: Any, scenario: Scenario, controls: SolveControls) -> PlanResult:

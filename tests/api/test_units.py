@@ -197,3 +197,26 @@ def test_design_with_unit_centres(acme: httpx.Client, regional: dict[str, Any]) 
     assert r.status_code == 422, r.text
     assert any(i["field"] == "centres" and "needs the units' polygons" in i["message"]
                for i in r.json()["issues"])
+
+
+def test_design_with_listed_unit_and_account_centres(acme: httpx.Client) -> None:
+    """A list of centres may name units of the dataset's polygons as well as accounts; an
+    id that is neither is refused at submission."""
+    dataset = acme.post("/v1/datasets", files=_grid_files()).json()["id"]
+    scenario = {"mode": "design", "territories": 2, "centres": ["SW", "ANE"],
+                "contiguity": True, "balance": {"workload": {"tolerance": 0.0}},
+                "solver": {"time_limit": 20, "mip_gap": 0}}
+    result, _ = _finished_plan(acme, {"kind": "design", "dataset_id": dataset,
+                                      "scenario": scenario})
+    assert result["summary"]["status"] == "optimal"
+    territory = {a["account_id"]: a["territory_id"] for a in result["assignments"]}
+    centre_of = {t["centre"]: t["territory_id"] for t in result["territories"]}
+    assert set(centre_of) == {"SW", "ANE"}
+    # As in the test above, rows: the SW square's territory holds its account and ASE.
+    assert {a for a, t in territory.items() if t == centre_of["SW"]} == {"ASW", "ASE"}
+
+    r = acme.post("/v1/jobs", json={"kind": "design", "dataset_id": dataset,
+                                    "scenario": {**scenario, "centres": ["SW", "ZZ"]}})
+    assert r.status_code == 422, r.text
+    assert [(i["field"], i["message"]) for i in r.json()["issues"]] == [
+        ("centres", "1 listed centre(s) neither an account nor a unit: ZZ")]

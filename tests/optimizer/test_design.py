@@ -604,18 +604,28 @@ def test_unit_points_are_the_squares_centres() -> None:
     assert u_shape.contains(Point(inside["lon"], inside["lat"]))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_unit_centres_match_brute_force(seed: int) -> None:
-    """Brute force: every pair of the 6 squares as centres and every balanced split of the
-    18 accounts between them (all 2^18)."""
+MIXED_CENTRES = ["A00", "U11", "A52", "U20", "U01"]  # accounts and units, as a planner lists
+
+
+@pytest.mark.parametrize(("seed", "centres"), [(0, "units"), (1, "units"), (0, MIXED_CENTRES),
+                                               (1, MIXED_CENTRES)])
+def test_unit_centres_match_brute_force(seed: int, centres: str | list[str]) -> None:
+    """Brute force: every pair of the candidates (the 6 squares, or a list naming accounts
+    and squares) as centres and every balanced split of the 18 accounts between them (all
+    2^18)."""
     acc, units = _grid_accounts(seed), _grid_units()
-    points = geo.unit_points(units)
-    sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": "units",
+    sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": centres,
                                   "balance": {"workload": {"tolerance": 0.1}},
                                   "solver": {"mip_gap": 0, "time_limit": 60}})
-    data = validate_design(acc, None, sc.metric, unit_points=points)
+    data = validate_design(acc, None, sc.metric,
+                           unit_points=geo.centre_unit_points(units, centres, acc["account_id"]))
     result = solve(data, sc)
 
+    points = geo.unit_points(units)
+    every = pd.concat([points, acc[["account_id", "lat", "lon"]].rename(
+        columns={"account_id": "unit_id"})], ignore_index=True).set_index("unit_id")
+    points = every.loc[list(points["unit_id"]) if centres == "units" else centres] \
+        .reset_index()
     travel = acc["visits"].to_numpy()[:, None] * haversine_km(
         acc["lat"].to_numpy()[:, None], acc["lon"].to_numpy()[:, None],
         points["lat"].to_numpy()[None, :], points["lon"].to_numpy()[None, :])
@@ -633,6 +643,41 @@ def test_unit_centres_match_brute_force(seed: int) -> None:
     assert result.report.status.value == "optimal"
     assert result.terms["travel"] == pytest.approx(best, rel=1e-6)
     assert set(result.territories["centre"]) == best_pair
+
+
+def test_a_list_of_centres_is_checked_whole() -> None:
+    """Ids listed twice, ids that are neither an account nor a unit, and units under a
+    planar metric: all in one error naming `centres`."""
+    acc, units = _grid_accounts(0), _grid_units()
+    centres = ["A00", "U11", "U11", "X9", "A00"]
+    sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": centres})
+    points = geo.centre_unit_points(units, centres, acc["account_id"])
+    assert points is not None and list(points["unit_id"]) == ["U11"]  # only what is listed
+    with pytest.raises(InputError) as err:
+        solve(validate_design(acc, None, sc.metric, unit_points=points), sc)
+    assert [(i.field, i.message) for i in err.value.issues] == [
+        ("centres", "listed more than once: U11, A00"),
+        ("centres", "1 listed centre(s) neither an account nor a unit: X9")]
+    # Without polygons a unit id is unknown, and the message says where units come from.
+    with pytest.raises(InputError, match="not an account .a centre may also be a unit of the "
+                                         "units file, when one is given.: U11"):
+        solve(validate_design(acc, None, sc.metric), sc.model_copy(
+            update={"centres": ["A00", "U11"]}))
+    planar = acc.rename(columns={"lon": "x", "lat": "y"})
+    sc = Scenario.model_validate({"mode": "design", "territories": 2, "metric": "euclidean",
+                                  "centres": ["A00", "U11"]})
+    with pytest.raises(InputError, match="metric euclidean measures planar x, y"):
+        solve(validate_design(planar, None, sc.metric, unit_points=points), sc)
+    # An id naming an account and a unit is the account; units are read only when listed.
+    assert geo.centre_unit_points(units, ["A00", "A01"], acc["account_id"]) is None
+    assert geo.centre_unit_points(units, "accounts", acc["account_id"]) is None
+    same = acc.assign(account_id=acc["account_id"].where(acc.index != 0, "U00"))
+    sc = Scenario.model_validate({"mode": "design", "territories": 2,
+                                  "centres": ["U00", "U21"]})
+    p = design_prepare(validate_design(same, None, sc.metric, unit_points=geo.centre_unit_points(
+        units, sc.centres, same["account_id"])), sc)
+    assert list(p.candidate_is_unit) == [False, True]
+    assert p.account_distance[0, 0] == 0  # U00 is the account: no distance to itself
 
 
 def test_unit_centres_need_polygons_and_degrees() -> None:
@@ -726,19 +771,22 @@ def test_too_many_units_are_thinned_like_accounts(monkeypatch: pytest.MonkeyPatc
 
 
 def test_distances_to_units_only_with_unit_centres(tmp_path: Path) -> None:
-    """read_design takes unit polygons' points as candidates only for `centres: units`;
-    otherwise a distance to a unit would be ignored, so it is refused."""
+    """read_design takes unit polygons' points as candidates only for the units `centres`
+    names (all, or those listed); a distance to another unit would be ignored, so it is
+    refused."""
     from optimizer.io import read_design
 
     _grid_accounts(0).to_csv(tmp_path / "accounts.csv", index=False)
     pd.DataFrame({"from_id": ["A00"], "to_id": ["U11"], "distance": [1.0]}).to_csv(
         tmp_path / "distances.csv", index=False)
     units = _grid_units()
-    for centres, refused in (("units", False), ("accounts", True)):
+    for centres, refused, read in (("units", False, 6), ("accounts", True, 0),
+                                   (["A00", "U11", "U20"], False, 2),
+                                   (["A00", "U20"], True, 1)):
         sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": centres})
         if refused:
             with pytest.raises(InputError, match="unknown account"):
                 read_design(tmp_path / "accounts.csv", sc, tmp_path / "distances.csv", units)
         else:
             data = read_design(tmp_path / "accounts.csv", sc, tmp_path / "distances.csv", units)
-            assert data.unit_points is not None and len(data.unit_points) == 6
+            assert data.unit_points is not None and len(data.unit_points) == read
