@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,7 +77,7 @@ EXIT_SOLVER, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_CANCELLED = 1, 2, 3, 4
 
 
 def _progress_line(p: Progress) -> str:
-    parts = [f"[bold]{p.phase:<7}[/]", f"{p.elapsed:6.1f} s"]
+    parts = [f"[bold]{p.phase:<10}[/]", f"{p.elapsed:6.1f} s"]
     if p.incumbent is not None:
         parts.append(f"incumbent {p.incumbent:.6g}")
     if p.bound is not None:
@@ -86,6 +87,38 @@ def _progress_line(p: Progress) -> str:
     if p.message:
         parts.append(f"[dim]{p.message}[/]")
     return "  ".join(parts)
+
+
+# In a log (output not a terminal), a progress line at each new phase and at most this often
+# within one.
+LOG_SECONDS = 10.0
+
+
+class _ProgressLog:
+    """Progress as plain lines on stderr, for runs whose output goes to a file or a pipe
+    (batch jobs, CI): a live display would show nothing there."""
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.last = -math.inf
+
+    def __call__(self, p: Progress) -> None:
+        if p.phase != self.phase or p.elapsed - self.last >= LOG_SECONDS:
+            self.phase, self.last = p.phase, p.elapsed
+            err_console.print(_progress_line(p), soft_wrap=True)
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[Progress], None] | None]:
+    """The progress callback of a long run: none with --quiet, a live line on a terminal,
+    otherwise `_ProgressLog`."""
+    if quiet:
+        yield None
+    elif console.is_terminal:
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+            yield lambda p: live.update(_progress_line(p))
+    else:
+        yield _ProgressLog()
 
 
 def _kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
@@ -206,11 +239,8 @@ def _execute(out: Path, quiet: bool, title: str,
              run: Callable[[Callable[[Progress], None] | None], _Run]) -> None:
     """Run a model with progress on the terminal and write its outputs."""
     with _exit_codes(out):
-        if quiet:
-            done = run(None)
-        else:
-            with Live(console=console, refresh_per_second=4, transient=True) as live:
-                done = run(lambda p: live.update(_progress_line(p)))
+        with _progress(quiet) as progress:
+            done = run(progress)
         _write_outputs(out, done)
         _print_result(done.result, out, title)
 
@@ -371,12 +401,9 @@ def capacity(
             data = read_design(accounts, settings.design_scenario(settings.min_territories))
             rep_capacity = capacity_from_reps(roster, reps.name) \
                 if roster is not None and reps is not None else None
-            if quiet:
-                sized = sweep(data, settings, capacity_hours=rep_capacity)
-            else:
-                with Live(console=console, refresh_per_second=4, transient=True) as live:
-                    sized = sweep(data, settings, capacity_hours=rep_capacity,
-                                  on_progress=lambda p: live.update(_progress_line(p)))
+            with _progress(quiet) as progress:
+                sized = sweep(data, settings, capacity_hours=rep_capacity,
+                              on_progress=progress)
     summary: dict[str, Any] = {}
     tables: dict[str, pd.DataFrame] = {}
     if hired is not None:

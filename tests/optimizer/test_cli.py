@@ -23,6 +23,12 @@ def test_align_bundled_dataset(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "Realignment: before and after" in res.output
     summary = json.loads((out / "summary.json").read_text())
+    # Output to a pipe (not a terminal): progress as lines on stderr, one per phase at least,
+    # ending with the result's figures.
+    progress = res.stderr.splitlines()
+    assert len(progress) >= 2 and progress[-1].split()[0] == "done"
+    assert f"incumbent {summary['objective']:.6g}" in progress[-1]
+    assert "Realignment" not in res.stderr
     assert list(summary)[:5] == ["status", "objective", "bound", "gap", "seconds"]
     assert summary["status"] == "optimal" and summary["gap"] <= 0.005
     assert summary["bound"] <= summary["objective"]
