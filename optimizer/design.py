@@ -228,9 +228,13 @@ def centre_list_issues(centres: list[str], account_ids: pd.Series,
         what = "neither an account nor a unit" if unit_points is not None else (
             "not an account (a centre may also be a unit of the units file, when one is "
             "given)")
+        numbers = any(c.isdigit() for c in unknown)
         issues.append(Issue("scenario", None, "centres",
                             f"{len(unknown):,} listed centre(s) {what}: "
-                            f"{', '.join(unknown[:10])}"))
+                            f"{', '.join(unknown[:10])}" + (
+                                " (in YAML, quote ids written with digits: an unquoted 02134 "
+                                "is read as a number and loses its leading zero)"
+                                if numbers else "")))
     if is_unit.any() and metric is DistanceMetric.euclidean:
         issues.append(Issue("scenario", None, "centres", _PLANAR_UNITS))
     return issues

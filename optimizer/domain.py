@@ -7,7 +7,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 if TYPE_CHECKING:
     from optimizer.contiguity import UnitGraph
@@ -89,6 +90,27 @@ class SolverSettings(_Frozen):
     threads: Annotated[int, Field(ge=1)] | None = None
 
 
+def _centres_value(value: object) -> object:
+    """`centres` as written: 'accounts', 'units' or a list of ids. Ids written as numbers
+    (county FIPS codes, ZIPs, numeric account ids) are taken as text, as accounts.csv reads
+    them; anything else gets one message rather than one per branch of the type."""
+    if value in ("accounts", "units"):
+        return value
+    if isinstance(value, list | tuple):
+        ids = []
+        for i, item in enumerate(value):
+            if isinstance(item, int) and not isinstance(item, bool):
+                item = str(item)
+            if not isinstance(item, str):
+                raise PydanticCustomError(
+                    "centre_id", "item {i} is not an account or unit id (got {got})",
+                    {"i": i + 1, "got": repr(item)})
+            ids.append(item)
+        return ids
+    raise PydanticCustomError("centres", "must be 'accounts', 'units' or a list of account "
+                                         "or unit ids (got {got})", {"got": repr(value)})
+
+
 class Scenario(_Frozen):
     """What to optimise. The same schema is read from YAML/JSON files and API job bodies."""
 
@@ -99,7 +121,8 @@ class Scenario(_Frozen):
     objective: ObjectiveWeights = ObjectiveWeights()
     balance: Balance = Balance()
     disruption: DisruptionRule = DisruptionRule()
-    centres: Literal["accounts", "units"] | list[str] = "accounts"
+    centres: Annotated[Literal["accounts", "units"] | list[str],
+                       BeforeValidator(_centres_value)] = "accounts"
     keep_hierarchies: bool = True
     eligibility: dict[str, list[str]] = Field(default_factory=dict)
     contiguity: bool = False

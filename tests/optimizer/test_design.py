@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -659,10 +660,14 @@ def test_a_list_of_centres_is_checked_whole() -> None:
         ("centres", "listed more than once: U11, A00"),
         ("centres", "1 listed centre(s) neither an account nor a unit: X9")]
     # Without polygons a unit id is unknown, and the message says where units come from.
-    with pytest.raises(InputError, match="not an account .a centre may also be a unit of the "
-                                         "units file, when one is given.: U11"):
+    with pytest.raises(InputError, match=re.escape(
+            "not an account (a centre may also be a unit of the units file, when one is "
+            "given): U11")):
         solve(validate_design(acc, None, sc.metric), sc.model_copy(
             update={"centres": ["A00", "U11"]}))
+    # A YAML number lost its leading zero (02134 reads as 1116): the message says to quote.
+    with pytest.raises(InputError, match=r": 1116 \(in YAML, quote ids written with digits"):
+        solve(validate_design(acc, None, sc.metric), sc.model_copy(update={"centres": ["1116"]}))
     planar = acc.rename(columns={"lon": "x", "lat": "y"})
     sc = Scenario.model_validate({"mode": "design", "territories": 2, "metric": "euclidean",
                                   "centres": ["A00", "U11"]})

@@ -82,6 +82,23 @@ def test_scenario_unknown_keys_and_bad_values(tmp_path: Path) -> None:
     assert {"objective.travel", "balanse", "solver.mip_gap"} <= fields
 
 
+def test_scenario_centres_as_written_in_yaml(tmp_path: Path) -> None:
+    """Numeric ids (county FIPS codes) are ids as accounts.csv reads them; anything else is
+    one message naming `centres`."""
+    f = tmp_path / "s.yaml"
+    f.write_text("mode: design\ncentres: [13001, '13003', A7]\n")
+    assert read_scenario(f).centres == ["13001", "13003", "A7"]
+    for written, message in (
+            ("everywhere", "must be 'accounts', 'units' or a list of account or unit ids "
+                           "(got 'everywhere')"),
+            ("[13001, 1.5]", "item 2 is not an account or unit id (got 1.5)"),
+            ("[true]", "item 1 is not an account or unit id (got True)")):
+        f.write_text(f"mode: design\ncentres: {written}\n")
+        with pytest.raises(InputError) as err:
+            read_scenario(f)
+        assert [(i.field, i.message) for i in err.value.issues] == [("centres", message)]
+
+
 def test_cli_exit_code_2_and_message(tmp_path: Path) -> None:
     acc = accounts(workload=["10", "-1", "3"])
     acc.to_csv(tmp_path / "accounts.csv", index=False)
