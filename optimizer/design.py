@@ -130,6 +130,7 @@ class DesignProblem:
     account_distance: np.ndarray  # (accounts, J) for KPIs
     visits: np.ndarray
     candidate_is_unit: np.ndarray  # (J,) the centre is a unit's point, not an account
+    candidate_latlon: np.ndarray  # (J, 2) WGS84 degrees; NaN without them (planar, matrix)
     notes: tuple[str, ...] = ()  # for the planner: how the candidates were chosen
 
     @property
@@ -336,7 +337,13 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
         raise InfeasibleScenarioError(reasons)
     return DesignProblem(members, unit_of, label, amount, travel,
                          [str(x) for x in centres["rep_id"]], n_terr, lo, hi, d, visits,
-                         centres["unit"].to_numpy(bool), tuple(notes))
+                         centres["unit"].to_numpy(bool), _latlon(centres), tuple(notes))
+
+
+def _latlon(frame: pd.DataFrame) -> np.ndarray:
+    if {"lat", "lon"} <= set(frame.columns):
+        return frame[["lat", "lon"]].to_numpy(float)
+    return np.full((len(frame), 2), np.nan)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -699,7 +706,8 @@ def _resolve_group(p: DesignProblem, unit_centre: np.ndarray, group: tuple[int, 
     sub = replace(p, members=[p.members[u] for u in units],
                   unit_label=[p.unit_label[u] for u in units], amount=p.amount[units],
                   travel=travel[:, cand], candidate_ids=[p.candidate_ids[j] for j in cand],
-                  n_territories=len(group))
+                  candidate_is_unit=p.candidate_is_unit[cand],
+                  candidate_latlon=p.candidate_latlon[cand], n_territories=len(group))
     u, j = np.nonzero(np.isfinite(sub.travel))
     now = np.searchsorted(cand, unit_centre[units])
     before = float(sub.travel[np.arange(len(units)), now].sum())
@@ -1719,7 +1727,8 @@ def _result(data: DesignData, p: DesignProblem, unit_centre: np.ndarray, report:
             warnings: list[str], scenario: Scenario) -> DesignResult:
     acc = data.accounts
     centres = np.unique(unit_centre)
-    # Territories numbered from north-west to south-east so ids are stable and readable.
+    # Territories numbered in the candidates' order (the input's), so a run that picks the
+    # same centres gives the same ids.
     centre_of_account = unit_centre[p.unit_of]
     terr_index = {int(c): i for i, c in enumerate(centres)}
     assign = np.array([terr_index[int(c)] for c in centre_of_account])
@@ -1737,7 +1746,12 @@ def _result(data: DesignData, p: DesignProblem, unit_centre: np.ndarray, report:
     for column in ("name", "segment"):
         if column in acc.columns and acc[column].notna().any():
             assignments[column] = acc[column]
+    # Where each centre is (an account's location or a unit's point): for maps, which could
+    # not tell a unit from an account of the same id.
+    at = p.candidate_latlon[centres]
+    where = {"centre_lat": at[:, 0], "centre_lon": at[:, 1]} if np.isfinite(at).all() else {}
     territories = pd.DataFrame({"territory_id": terr_ids, "rep_id": None, "centre": centre_ids,
+                                **where,
                                 **{k: v for k, v in table.items() if k != "utilisation"}})
     max_workload = p.hi[0]
     territories["utilisation"] = table["workload"] / max_workload \

@@ -32,7 +32,6 @@ from optimizer.geo import (
     territory_polygons,
     undrawable_extent,
     unit_components,
-    unit_points,
 )
 from optimizer.workbook import write_workbook
 
@@ -107,30 +106,15 @@ def territories_geojson(polygons: gpd.GeoDataFrame, table: pd.DataFrame) -> str:
                       separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
-def _centres(accounts: pd.DataFrame, reps: pd.DataFrame | None, territories: pd.DataFrame,
-             units: gpd.GeoDataFrame | None) -> pd.DataFrame:
-    """Home bases of the reps that hold a territory, or the greenfield centres (an account's
-    location, or a unit's point, `geo.unit_points`) where `centre` is set."""
+def _centres(reps: pd.DataFrame | None, territories: pd.DataFrame) -> pd.DataFrame:
+    """Home bases of the reps that hold a territory, or a design's centres (`centre_lat`,
+    `centre_lon`: an account's location or a unit's point)."""
     rows: list[dict[str, Any]] = []
-    centre = territories["centre"] if "centre" in territories.columns else None
-    if centre is not None and centre.notna().any():
-        acc = accounts.set_index(accounts["account_id"].astype(str))
-        unit_pts = None
-        if units is not None:
-            pts = unit_points(units)
-            unit_pts = dict(zip(pts["unit_id"], zip(pts["lat"], pts["lon"], strict=True),
-                                strict=True))
-        for tid, c in zip(territories["territory_id"], centre, strict=True):
-            if c is None or pd.isna(c):
-                continue
-            key = str(c)
-            if key in acc.index and {"lat", "lon"} <= set(acc.columns):
-                lat, lon = acc.loc[key, "lat"], acc.loc[key, "lon"]
-            elif unit_pts is not None and key in unit_pts:
-                lat, lon = unit_pts[key]
-            else:
-                continue
-            rows.append({"lat": lat, "lon": lon, "label": f"{tid} (centre {key})"})
+    if {"centre", "centre_lat", "centre_lon"} <= set(territories.columns):
+        rows = [{"lat": lat, "lon": lon, "label": f"{tid} (centre {c})"}
+                for tid, c, lat, lon in zip(territories["territory_id"], territories["centre"],
+                                            territories["centre_lat"],
+                                            territories["centre_lon"], strict=True)]
     elif reps is not None and {"rep_id", "lat", "lon"} <= set(reps.columns):
         held = set(territories["rep_id"].astype(str)) if "rep_id" in territories.columns \
             else set(territories["territory_id"].astype(str))
@@ -252,7 +236,7 @@ def write_geo_outputs(out_dir: str | Path, accounts: pd.DataFrame, reps: pd.Data
             from optimizer.maps import write_map_html, write_map_png
 
             outlines, outline_label = _outlines(accounts, cells, units)
-            centres = _centres(accounts, reps, table, units)
+            centres = _centres(reps, table)
             points = accounts.copy()
             points["territory_id"] = points["account_id"].astype(str).map(
                 pd.Series(assignments["territory_id"].to_numpy(),
@@ -262,8 +246,10 @@ def write_geo_outputs(out_dir: str | Path, accounts: pd.DataFrame, reps: pd.Data
                                                  lon=pd.Series(dtype=float))
             written.append(write_map_png(out / "map.png", after, points, centres, heading,
                                          outlines, outline_label=outline_label or "border"))
-            popup = table.drop(columns=[c for c in ("centre",) if c in table.columns
-                                        and table[c].isna().all()])
+            # Coordinates are for the map's markers, not the planner's popup.
+            hidden = ["centre_lat", "centre_lon"] + (
+                ["centre"] if "centre" in table.columns and table["centre"].isna().all() else [])
+            popup = table.drop(columns=[c for c in hidden if c in table.columns])
             written.append(write_map_html(out / "map.html", after, popup, points,
                                           centres=centres, outlines=outlines, title=heading))
         except GEOSException as exc:

@@ -714,8 +714,12 @@ def test_distances_may_go_to_units_when_units_are_given() -> None:
 
 def test_cli_designs_around_unit_centres(tmp_path: Path) -> None:
     """Through the CLI: --units gives the candidates, and the territories' travel is measured
-    to the chosen squares' points (the map draws them there too)."""
+    to the chosen squares' points. territories.csv and the map put the centres there too,
+    although every unit id here is also the id of an account in the opposite square."""
     acc = _grid_accounts(1)
+    squares = ["U00", "U10", "U20", "U01", "U11", "U21"]
+    acc["account_id"] = acc["account_id"].replace(
+        {f"A{u}0": squares[5 - u] for u in range(6)})
     acc.to_csv(tmp_path / "accounts.csv", index=False)
     _grid_units().to_file(tmp_path / "grid.geojson", driver="GeoJSON")
     (tmp_path / "scenario.yaml").write_text(
@@ -739,7 +743,13 @@ def test_cli_designs_around_unit_centres(tmp_path: Path) -> None:
     assert summary["objective_terms"]["travel"] == pytest.approx(expected.sum(), rel=1e-9)
     # territories.csv: each territory's travel to 6 decimals
     assert territories["travel"].sum() == pytest.approx(expected.sum(), abs=1e-5)
+    at = points.loc[territories["centre"]]
+    assert np.allclose(territories[["centre_lat", "centre_lon"]], at[["lat", "lon"]],
+                       atol=1e-6)
     assert (tmp_path / "out" / "map.png").exists()
+    page = (tmp_path / "out" / "map.html").read_text()
+    drawn = json.loads(re.search(r"const DATA = (.*);\n", page).group(1))["centres"]
+    assert np.allclose([c[:2] for c in drawn], at[["lat", "lon"]], atol=1e-5)
 
 
 def test_a_run_with_nothing_left_to_try_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
