@@ -186,13 +186,15 @@ function useDataset(dataset) {
   $("run").disabled = false;
 }
 
-// Centres are a design's choice; units as centres need the dataset's unit polygons.
+// Centres are a design's choice; units as centres need the dataset's unit polygons, and
+// listed centres a list of account or unit ids.
 function syncCentres() {
   const centres = $("centres");
   const design = $("mode").value === "design";
   centres.disabled = !design;
   centres.querySelector("option[value='units']").disabled = !state.datasetUnits;
-  if (!state.datasetUnits) centres.value = "accounts";
+  if (!state.datasetUnits && centres.value === "units") centres.value = "accounts";
+  $("centre-ids").disabled = !design || centres.value !== "listed";
   $("centres-note").textContent = state.datasetUnits ?
     "(units: territory centres at unit polygons)" : "(units need a dataset with unit polygons)";
 }
@@ -260,6 +262,9 @@ function scenarioFromForm() {
   };
   if (mode === "design") scenario.territories = numberOf("territories") ?? 6;
   if (mode === "design" && $("centres").value === "units") scenario.centres = "units";
+  if (mode === "design" && $("centres").value === "listed") {
+    scenario.centres = $("centre-ids").value.split(/[\s,;]+/).filter((id) => id !== "");
+  }
   if ($("contiguity").checked && !$("contiguity").disabled) scenario.contiguity = true;
   const maxShare = numberOf("max-share");
   // The limit only means something when there is a current alignment to move away from.
@@ -538,6 +543,7 @@ function init() {
     $("max-share").disabled = design;  // no current alignment to limit moves from
     syncCentres();
   });
+  $("centres").addEventListener("change", syncCentres);
   for (const button of document.querySelectorAll("button.download")) {
     button.addEventListener("click", download);
   }

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.api.conftest import local_env
@@ -236,6 +237,19 @@ def test_design_mode_draws_the_requested_territories(driver: Any,
     assert territories.is_enabled()
     territories.clear()
     territories.send_keys("4")
+    # Centres from a list of ids: an unknown one is refused, with the service's message.
+    centre_ids = driver.find_element(By.ID, "centre-ids")
+    assert not centre_ids.is_enabled()
+    Select(driver.find_element(By.ID, "centres")).select_by_value("listed")
+    assert centre_ids.is_enabled()
+    centre_ids.send_keys("GN4178992, NOPE")
+    driver.find_element(By.ID, "run").click()
+    wait_for(lambda: "Scenario rejected" in _text(driver, "message"), timeout=30,
+             what="the unknown centre to be refused")
+    assert "not an account" in _text(driver, "message") and "NOPE" in _text(driver, "message")
+    listed = ["GN4178992", "GN4188197", "GN4195168", "GN4204838", "GN4213919", "GN4224413"]
+    centre_ids.clear()
+    centre_ids.send_keys(", ".join(listed[:3]) + " " + " ".join(listed[3:]))
     driver.find_element(By.ID, "run").click()
     paths = "#map .leaflet-overlay-pane svg path"
     wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, paths)) == 4,
@@ -243,6 +257,11 @@ def test_design_mode_draws_the_requested_territories(driver: Any,
     # A greenfield design has no "before": the table shows the plan's figures alone.
     headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#kpis thead th")]
     assert headers == ["Figure", "After"]
+    api, key = server
+    job = driver.execute_script("return state.jobId")
+    result = httpx.get(f"{api.url}/v1/jobs/{job}/result",
+                       headers={"Authorization": f"Bearer {key}"}).json()
+    assert {t["centre"] for t in result["territories"]} <= set(listed)
 
 
 def test_contiguous_design_on_county_polygons(driver: Any, server: tuple[ApiServer, str],
