@@ -54,13 +54,19 @@ NOTES: dict[str, str] = {
         "the time (its windows grow from 26,000 to 623,000 pairs). The neighbourhood "
         "search, which gets the last 30 % of the time, does: small MIPs over the accounts "
         "of 4 reps that compete for the same accounts bring it to 6.6–6.8 % at 120 s. On "
-        "5,000 × 50 it takes HiGHS's plan from a gap of about 1.9 % to 1.73 %; in an "
+        "5,000 × 50 it took HiGHS's plan from a gap of about 1.9 % to 1.73 % in the run of "
+        "2026-12-06 05:38; this run, with the same realignment code, ended at 2.21 % (what "
+        "HiGHS and then the search reach depends on how far each gets in its time; "
+        "16,943 × 100 also took 28.7 s here against 25.5 s then); in an "
         "experiment with more time, rounds of about 20 s from HiGHS's 60 s plan reached "
         "1.53 % after one and 1.37 % after two, better than HiGHS alone given 600 s (1.6 %). How "
         "much of what remains is the LP "
         "bound's with bands this tight is not known. The design rung (1,000 × 10) varies "
-        "from run to run: 2.60 % in the previous report, 3.61 % here, with its code "
-        "unchanged."),
+        "from run to run: 2.60 % and 3.61 % in earlier reports with the same code, 3.78 % "
+        "here. The 3.61 % run stopped at 100.9 s with its heuristics at a local optimum; "
+        "now the time left resumes locate–allocate and then re-optimises pairs and triples "
+        "of territories, which improved the plan in this run and used the whole limit (a "
+        "run that still stops early reports `stalled`)."),
     "align_42k": (
         "What would close it: LP pricing. Each pricing round rebuilds the Pyomo model and "
         "solves the LP from scratch (optimizer/alignment.py `_solve_lp`); at 41k × 300 the "
