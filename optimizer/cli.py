@@ -723,7 +723,8 @@ def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 
 
 def _cell(value: Any) -> str:
     """Large numbers whole and separated (a quota of 1,234,568, not 1.235e+06), small ones
-    to four significant digits, missing ones blank."""
+    to four significant digits without an exponent (a change of -0.00002451, not
+    -2.451e-05; below 1e-9, 0), missing ones blank."""
     if isinstance(value, bool | np.bool_) or value is None:
         return "" if value is None else str(value)
     if isinstance(value, int | np.integer):
@@ -732,7 +733,12 @@ def _cell(value: Any) -> str:
         number = float(value)
         if number != number:
             return ""
-        return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:,.4g}"
+        if abs(number) >= 1000:
+            return f"{number:,.0f}"
+        if abs(number) < 1e-9:
+            return "0"
+        return np.format_float_positional(number, precision=4, unique=False,
+                                          fractional=False, trim="-")
     return str(value)
 
 

@@ -126,9 +126,11 @@ def test_tables_keep_every_value_whole_on_a_narrow_terminal(
     buffer.seek(0)
     buffer.truncate()
     cli._print_frame(pd.DataFrame({"territory_id": ["T1", "T2"],
-                                   "quota": [1_234_567.8, np.nan], "accounts": [12_345, 7]}))
+                                   "quota": [1_234_567.8, np.nan], "accounts": [12_345, 7],
+                                   "change": [-2.451e-05, 3e-12]}))
     text = buffer.getvalue()
     assert "1,234,568" in text and "12,345" in text and "e+06" not in text
+    assert "-0.00002451" in text and "e-" not in text  # a tiny change, no exponent
     assert "nan" not in text.lower()
     # Seventeen columns (a quota table) cannot fit 80: the id and the result stay, whole.
     buffer.seek(0)
