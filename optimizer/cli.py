@@ -32,7 +32,7 @@ from optimizer.capacity import (
     sweep,
     write_capacity_curve_png,
 )
-from optimizer.compare import compare_runs
+from optimizer.compare import compare_runs, kpi_is_share
 from optimizer.contiguity import unit_graph
 from optimizer.design import DesignResult
 from optimizer.design import solve as solve_design
@@ -667,8 +667,16 @@ def compare(run_a: Path, run_b: Path) -> None:
     except InputError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_INPUT) from exc
-    table = table.drop(columns=[c for c in ("kpi",) if c in table.columns])
-    _print_frame(table, title=f"{run_a} vs. {run_b}", max_rows=len(table))
+    if "kpi" in table.columns:
+        # Shares as percentages (as in the workbook), their changes in percentage points.
+        share = table["kpi"].astype(str).map(kpi_is_share).to_numpy(bool)
+        table = table.drop(columns=["kpi"]).astype(dict.fromkeys(("A", "B", "Change"), object))
+        for column, unit in (("A", " %"), ("B", " %"), ("Change", " pp")):
+            sign = "+" if unit == " pp" else ""
+            table.loc[share, column] = [None if pd.isna(v) else f"{100 * v:{sign}.1f}{unit}"
+                                        for v in pd.to_numeric(table.loc[share, column])]
+    _print_frame(table, title=f"{run_a} vs. {run_b}", max_rows=len(table),
+                 right=("A", "B", "Change"))
     console.print(f"{len(moves):,} account(s) have a different territory or rep in the two runs.")
     if len(moves):
         _print_frame(moves, max_rows=20)
@@ -678,7 +686,8 @@ def compare(run_a: Path, run_b: Path) -> None:
 HEADER_FLOORS = (6, 5, 4)
 
 
-def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 40) -> None:
+def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 40,
+                 right: tuple[str, ...] = ()) -> None:
     """A table in the CLI's style (numbers right-aligned, thousands separated), its first
     `max_rows` rows. Too wide for the terminal, its headers fold before its values do; still
     too wide, it shows the first column (the id), the last (the result) and as many others
@@ -706,8 +715,8 @@ def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 
     table = Table(title=title)
     for i in shown_columns:
         column = frame.columns[i]
-        numeric = pd.api.types.is_numeric_dtype(frame[column]) and \
-            not pd.api.types.is_bool_dtype(frame[column])
+        numeric = column in right or (pd.api.types.is_numeric_dtype(frame[column])
+                                      and not pd.api.types.is_bool_dtype(frame[column]))
         low, high = (None, None) if floor is None else (value[i], max(value[i], floor))
         table.add_column(str(column), justify="right" if numeric else "left", overflow="fold",
                          min_width=low, max_width=high)

@@ -75,7 +75,8 @@ def kpi_label(key: str) -> str:
 def kpi_is_share(key: str) -> bool:
     """Whether a KPI is a share/ratio best shown as a percentage."""
     leaf = key.rsplit(".", 1)[-1]
-    return "share" in leaf or (key.startswith("utilisation.") and leaf in ("max", "mean"))
+    return "share" in leaf or key == "run.gap" or (key.startswith("utilisation.")
+                                                   and leaf in ("max", "mean"))
 
 
 def kpi_table(plans: Mapping[str, Mapping[str, Any]], *,

@@ -97,6 +97,13 @@ def test_outputs_maps_workbook_and_compare(tmp_path: Path) -> None:
     moved = (pd.read_csv(a / "assignments.csv").set_index("account_id")["rep_id"]
              != pd.read_csv(b / "assignments.csv").set_index("account_id")["rep_id"]).sum()
     assert f"{moved:,} account(s) have a different territory or rep" in res.output
+    # Shares read as percentages, their changes in percentage points.
+    after_a, after_b = (json.loads((d / "summary.json").read_text())["kpis"]["after"]
+                        for d in (a, b))
+    share_a, share_b = (k["balance"]["potential"]["share_within_tolerance"]
+                        for k in (after_a, after_b))
+    row = next(line for line in res.output.splitlines() if "potential · territories" in line)
+    assert f"{100 * share_a:.1f} %" in row and f"{100 * (share_b - share_a):+.1f} pp" in row
 
 
 @pytest.mark.parametrize("width", [80, 160])
