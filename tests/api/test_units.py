@@ -171,18 +171,26 @@ def test_contiguity_needs_units(acme: httpx.Client, regional: dict[str, Any]) ->
     assert wait_for_job(acme, job_id, timeout=120)["state"] in ("cancelled", "succeeded")
 
 
+def _grid_design(client: httpx.Client, centres: str | list[str]
+                 ) -> tuple[str, dict[str, Any], dict[str, str], dict[str, str]]:
+    """A contiguous design of the grid into 2 equal territories: the dataset id, the
+    scenario, each account's territory and each territory's centre."""
+    dataset = client.post("/v1/datasets", files=_grid_files()).json()["id"]
+    scenario = {"mode": "design", "territories": 2, "centres": centres, "contiguity": True,
+                "balance": {"workload": {"tolerance": 0.0}},
+                "solver": {"time_limit": 20, "mip_gap": 0}}
+    result, _ = _finished_plan(client, {"kind": "design", "dataset_id": dataset,
+                                        "scenario": scenario})
+    assert result["summary"]["status"] == "optimal"
+    territory = {a["account_id"]: a["territory_id"] for a in result["assignments"]}
+    return dataset, scenario, territory, {t["territory_id"]: t["centre"]
+                                          for t in result["territories"]}
+
+
 def test_design_with_unit_centres(acme: httpx.Client, regional: dict[str, Any]) -> None:
     """`centres: units`: the centres are squares of the dataset's polygons, and with contiguity
     each territory holds its centre square."""
-    dataset = acme.post("/v1/datasets", files=_grid_files()).json()["id"]
-    scenario = {"mode": "design", "territories": 2, "centres": "units", "contiguity": True,
-                "balance": {"workload": {"tolerance": 0.0}},
-                "solver": {"time_limit": 20, "mip_gap": 0}}
-    result, _ = _finished_plan(acme, {"kind": "design", "dataset_id": dataset,
-                                      "scenario": scenario})
-    assert result["summary"]["status"] == "optimal"
-    territory = {a["account_id"]: a["territory_id"] for a in result["assignments"]}
-    centres = {t["territory_id"]: t["centre"] for t in result["territories"]}
+    _, scenario, territory, centres = _grid_design(acme, "units")
     assert set(centres.values()) <= set(CELLS)
     for tid, square in centres.items():
         assert territory[f"A{square}"] == tid  # the centre square's account is in it
@@ -202,15 +210,8 @@ def test_design_with_unit_centres(acme: httpx.Client, regional: dict[str, Any]) 
 def test_design_with_listed_unit_and_account_centres(acme: httpx.Client) -> None:
     """A list of centres may name units of the dataset's polygons as well as accounts; an
     id that is neither is refused at submission."""
-    dataset = acme.post("/v1/datasets", files=_grid_files()).json()["id"]
-    scenario = {"mode": "design", "territories": 2, "centres": ["SW", "ANE"],
-                "contiguity": True, "balance": {"workload": {"tolerance": 0.0}},
-                "solver": {"time_limit": 20, "mip_gap": 0}}
-    result, _ = _finished_plan(acme, {"kind": "design", "dataset_id": dataset,
-                                      "scenario": scenario})
-    assert result["summary"]["status"] == "optimal"
-    territory = {a["account_id"]: a["territory_id"] for a in result["assignments"]}
-    centre_of = {t["centre"]: t["territory_id"] for t in result["territories"]}
+    dataset, scenario, territory, centres = _grid_design(acme, ["SW", "ANE"])
+    centre_of = {c: tid for tid, c in centres.items()}
     assert set(centre_of) == {"SW", "ANE"}
     # As in the test above, rows: the SW square's territory holds its account and ASE.
     assert {a for a, t in territory.items() if t == centre_of["SW"]} == {"ASW", "ASE"}
