@@ -163,13 +163,15 @@ def _print_result(result: AlignmentResult | DesignResult, out: Path, title: str)
     console.print(table)
     gap = "n/a" if r.gap is None else f"{r.gap:.3%}"
     bound = "none" if r.bound is None else f"{r.bound:.6g}"
+    # In a file or a pipe, one line per message (greppable; no break inside "0.3 s").
+    whole = not console.is_terminal
     console.print(
         f"[bold]{r.status.value}[/]: objective {r.objective:.6g}, bound {bound}, "
         f"gap {gap} in {r.seconds:.1f} s (model build {r.seconds_build:.1f} s, "
         f"HiGHS {r.seconds_solve:.1f} s); {r.pricing['pairs_allowed']:,} pairs in scope, "
-        f"{r.pricing['pairs_in_mip']:,} in the final MIP")
+        f"{r.pricing['pairs_in_mip']:,} in the final MIP", soft_wrap=whole)
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=whole)
     console.print(f"Outputs written to {out}/")
 
 

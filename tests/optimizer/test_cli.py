@@ -29,6 +29,9 @@ def test_align_bundled_dataset(tmp_path: Path) -> None:
     assert len(progress) >= 2 and progress[-1].split()[0] == "done"
     assert f"incumbent {summary['objective']:.6g}" in progress[-1]
     assert "Realignment" not in res.stderr
+    # The result line whole, as a log keeps it (not wrapped at 80 columns).
+    assert any(line.startswith("optimal: objective") and "in the final MIP" in line
+               for line in res.stdout.splitlines()), res.stdout
     assert list(summary)[:5] == ["status", "objective", "bound", "gap", "seconds"]
     assert summary["status"] == "optimal" and summary["gap"] <= 0.005
     assert summary["bound"] <= summary["objective"]
