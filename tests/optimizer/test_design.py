@@ -795,11 +795,11 @@ def test_distances_to_units_only_with_unit_centres(tmp_path: Path) -> None:
     pd.DataFrame({"from_id": ["A00"], "to_id": ["U11"], "distance": [1.0]}).to_csv(
         tmp_path / "distances.csv", index=False)
     units = _grid_units()
-    for centres, refused, read in (("units", False, 6), ("accounts", True, 0),
-                                   (["A00", "U11", "U20"], False, 2),
-                                   (["A00", "U20"], True, 1)):
+    # (centres, how many unit points are read, or None: the distance row is refused)
+    for centres, read in (("units", 6), ("accounts", None), (["A00", "U11", "U20"], 2),
+                          (["A00", "U20"], None)):
         sc = Scenario.model_validate({"mode": "design", "territories": 2, "centres": centres})
-        if refused:
+        if read is None:
             with pytest.raises(InputError, match="unknown account"):
                 read_design(tmp_path / "accounts.csv", sc, tmp_path / "distances.csv", units)
         else:
