@@ -48,6 +48,25 @@ def brute_force(x: np.ndarray, y: np.ndarray, w: np.ndarray, p: int, lo: float,
     return best
 
 
+@pytest.mark.parametrize("lo", [0, 15])
+def test_integer_knapsacks_match_brute_force(lo: int) -> None:
+    """The exact knapsacks under the Lagrangian bound (and bench/cg_bound.py): every subset
+    of 10 items, costs of both signs, loads within [lo, hi]."""
+    from optimizer.design import _integer_knapsacks
+
+    rng = np.random.default_rng(lo)
+    subsets = (np.arange(2 ** 10)[:, None] >> np.arange(10)) & 1
+    for _ in range(40):
+        r = rng.normal(0, 5, size=(3, 10))
+        amount = rng.integers(1, 20, size=10).astype(float)
+        hi = int(rng.integers(lo + 5, 60))
+        value, _, _ = _integer_knapsacks(r, amount, lo, hi)
+        load = subsets @ amount
+        fits = (load >= lo) & (load <= hi)
+        best = np.where(fits[:, None], subsets @ r.T, np.inf).min(axis=0)
+        assert value == pytest.approx(best, rel=1e-12, abs=1e-9)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_matches_brute_force(seed: int) -> None:
     rng = np.random.default_rng(seed)
