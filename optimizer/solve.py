@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import highspy
@@ -56,7 +56,8 @@ class RunStatus(StrEnum):
 
 @dataclass(frozen=True)
 class HighsOptions:
-    """What one HiGHS call may use. `time_limit` in seconds; `mip_gap` relative."""
+    """What one HiGHS call may use. `time_limit` in seconds, compiling the model included;
+    `mip_gap` relative."""
 
     time_limit: float | None = None
     mip_gap: float | None = None
@@ -242,6 +243,10 @@ def run_highs(
     that no solution that good exists (Termination.bound_exceeded).
     """
     compiled = _compile(model)
+    if options.time_limit is not None:
+        # The limit is the caller's budget for the call: compiling a large model takes
+        # seconds of it (a design's MIP over 83,000 account–centre pairs: 1.5 s).
+        options = replace(options, time_limit=options.time_limit - compiled.seconds)
     _apply_options(compiled.highs, options, compiled.is_mip)
     return _run_compiled(compiled, on_progress=on_progress, should_stop=should_stop,
                          start=start, duals=duals, stop_at_objective=stop_at_objective,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pyomo.environ as pyo
+import pytest
 
+from optimizer import solve
 from optimizer.solve import HighsOptions, Termination, _compile, run_highs
 
 
@@ -63,3 +65,19 @@ def test_runs_may_ask_for_different_thread_counts() -> None:
         sol = run_highs(m, HighsOptions(time_limit=10, mip_gap=0, threads=threads))
         assert sol.termination is Termination.optimal, threads
         assert sol.objective == -best
+
+
+def test_the_time_limit_covers_compiling_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller's time limit is its budget for the call: the seconds spent compiling the
+    model (over a second for a large design) come off what HiGHS is given."""
+    compiled: list[solve._Compiled] = []
+
+    def slow_compile(model: pyo.ConcreteModel) -> solve._Compiled:
+        compiled.append(_compile(model))
+        compiled[-1].seconds = 4.0
+        return compiled[-1]
+
+    monkeypatch.setattr(solve, "_compile", slow_compile)
+    sol = run_highs(_model(), HighsOptions(time_limit=10, mip_gap=0))
+    assert sol.termination is Termination.optimal and sol.seconds_compile == 4.0
+    assert compiled[0].highs.getOptionValue("time_limit")[1] == 6.0
