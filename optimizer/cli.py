@@ -395,14 +395,20 @@ def capacity(
         first = date.fromisoformat(start) if start else parts.start or \
             date.today().replace(day=1)
         sized = hired = None
+        if wants_sizing:
+            settings = sizing_settings(sizing_body, plan.name if plan else "command line")
+            rep_capacity = capacity_from_reps(roster, reps.name) \
+                if roster is not None and reps is not None else None
+            if settings.capacity_hours is None and rep_capacity is None:
+                raise InputError([Issue("command line", None, "--capacity-hours", (
+                    "sizing needs a rep's selling hours per year: give --capacity-hours, "
+                    "--reps with a capacity column, or capacity_hours in the plan's sizing "
+                    "section"))])
         if parts.hiring:
             hired = solve_hiring(hiring_input(parts.hiring, roster, first,
                                               plan.name if plan else "plan"))
         if wants_sizing and accounts is not None:
-            settings = sizing_settings(sizing_body, plan.name if plan else "command line")
             data = read_design(accounts, settings.design_scenario(settings.min_territories))
-            rep_capacity = capacity_from_reps(roster, reps.name) \
-                if roster is not None and reps is not None else None
             with _progress(quiet) as progress:
                 sized = sweep(data, settings, capacity_hours=rep_capacity,
                               on_progress=progress)

@@ -233,9 +233,15 @@ def test_cli_no_fit_writes_the_curve_and_exits_3(tmp_path: Path) -> None:
     assert (out / "capacity_curve.csv").exists()
 
 
-def test_cli_nothing_to_plan(tmp_path: Path) -> None:
+def test_cli_refuses_missing_inputs(tmp_path: Path) -> None:
     res = runner.invoke(app, ["capacity", "--out", str(tmp_path / "o")])
     assert res.exit_code == EXIT_INPUT and "nothing to plan" in res.output
     res = runner.invoke(app, ["capacity", "--min-n", "3", "--max-n", "4",
                               "--out", str(tmp_path / "o")])
     assert res.exit_code == EXIT_INPUT and "--accounts" in res.output
+    # No rep capacity from any source: refused before the accounts are read or a design runs.
+    accounts, _ = write_inputs(tmp_path)
+    res = runner.invoke(app, ["capacity", "--accounts", str(accounts), "--min-n", "3",
+                              "--max-n", "4", "--quiet", "--out", str(tmp_path / "o")])
+    assert res.exit_code == EXIT_INPUT
+    assert "--capacity-hours" in res.output and "--reps with a capacity column" in res.output
