@@ -581,6 +581,33 @@ def test_a_run_out_of_time_still_reports_a_bound_and_never_builds_a_giant_model(
         solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
 
 
+
+def test_bands_on_two_metrics_without_a_finished_lp_keep_the_plan_and_say_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With bands on two metrics the bound is the LP's; an LP cut short by the time limit
+    (372 accounts × 372 candidates: over 120 s) leaves the heuristic's plan, no bound, and
+    what would give one."""
+    from optimizer import design
+    from optimizer.solve import Solution, SolutionStatus, Termination
+
+    def lp_out_of_time(model: object, options: object, **kwargs: object) -> Solution:
+        if kwargs.get("duals"):  # the LP relaxation, not the heuristic's allocations
+            return Solution(Termination.time_limit, SolutionStatus.none, None, None, 0.0, 1.0)
+        return run_highs(model, options, **kwargs)  # type: ignore[arg-type]
+
+    run_highs = design.run_highs
+    monkeypatch.setattr(design, "run_highs", lp_out_of_time)
+    acc = _plane_accounts(40)
+    sc = _design_scenario(3, balance={"workload": {"tolerance": 0.2},
+                                      "accounts": {"tolerance": 0.3}})
+    result = solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+    report = result.report
+    assert report.status.value == "feasible" and report.termination.value == "time_limit"
+    assert report.bound is None and report.objective is not None
+    assert result.assignments["territory_id"].nunique() == 3
+    [warning] = [w for w in result.warnings if "LP relaxation" in w]
+    assert "over 1,600 account–centre pairs" in warning and "`centres` list" in warning
+
 # `centres: units`: a 3 × 2 grid of 0.4° squares in Georgia with three accounts each, placed
 # off the squares' centres; territory centres are squares, travel is measured to their points.
 GRID_LON, GRID_LAT, GRID_SIDE = -84.0, 32.0, 0.4
