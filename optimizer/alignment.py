@@ -335,6 +335,8 @@ def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: i
         clock.solve += sol.seconds_solve + sol.seconds_compile
         if sol.termination is Termination.cancelled:
             raise SolveCancelledError("cancelled while solving the LP relaxation")
+        if sol.termination is Termination.time_limit:
+            raise SolverError(_lp_out_of_time(clock, rounds, mask))
         if sol.termination is not Termination.optimal or sol.objective is None:
             raise SolverError(f"the LP relaxation ended with {sol.termination.value}")
         duals = _duals_of(s, sol.duals, model)
@@ -353,8 +355,15 @@ def _solve_lp(p: Problem, s: Scaled, mask: np.ndarray, clock: _Clock, threads: i
         np.put_along_axis(add, best, True, axis=1)
         mask = mask | (add & negative)
         if clock.left <= 0:
-            raise SolverError("time limit reached while pricing the LP relaxation")
+            raise SolverError(_lp_out_of_time(clock, rounds, mask))
     raise SolverError("LP pricing did not converge")
+
+
+def _lp_out_of_time(clock: _Clock, rounds: int, mask: np.ndarray) -> str:
+    """For a planner: the time ran out before the LP that every plan starts from."""
+    return (f"no plan found within the time limit ({clock.limit:g} s): plans are rounded "
+            f"from the LP relaxation, and it was still being solved (pricing round {rounds}, "
+            f"{int(mask.sum()):,} account–rep pairs). Raise solver.time_limit.")
 
 
 def _max_art(lp: dict[str, np.ndarray]) -> float:

@@ -1571,6 +1571,12 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
                     "no design meets the bands even with accounts split between territories "
                     "(the bands are too narrow for the number of territories and the data)"])
             if sol.termination is not Termination.optimal or sol.objective is None:
+                if incumbent is None and sol.termination is Termination.time_limit:
+                    raise SolverError(
+                        f"no design found within the time limit ({settings.time_limit:g} s): "
+                        "the heuristic found no plan in its share of the time, and the LP "
+                        f"relaxation over {int(mask.sum()):,} account–centre pairs was still "
+                        "being solved; raise solver.time_limit")
                 if incumbent is None:
                     raise SolverError(f"the LP relaxation ended with {sol.termination.value} "
                                       "before any design was found")

@@ -582,12 +582,13 @@ def test_a_run_out_of_time_still_reports_a_bound_and_never_builds_a_giant_model(
 
 
 
-def test_bands_on_two_metrics_without_a_finished_lp_keep_the_plan_and_say_why(
+def test_a_two_metric_design_whose_lp_runs_out_of_time_says_why(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With bands on two metrics the bound is the LP's; an LP cut short by the time limit
     (372 accounts × 372 candidates: over 120 s) leaves the heuristic's plan, no bound, and
-    what would give one."""
+    what would give one; without a plan, a message that names the limit."""
     from optimizer import design
+    from optimizer.errors import SolverError
     from optimizer.solve import Solution, SolutionStatus, Termination
 
     def lp_out_of_time(model: object, options: object, **kwargs: object) -> Solution:
@@ -607,6 +608,12 @@ def test_bands_on_two_metrics_without_a_finished_lp_keep_the_plan_and_say_why(
     assert result.assignments["territory_id"].nunique() == 3
     [warning] = [w for w in result.warnings if "LP relaxation" in w]
     assert "over 1,600 account–centre pairs" in warning and "`centres` list" in warning
+    # No plan from the heuristic either: nothing to keep, and the limit is what to change.
+    monkeypatch.setattr(design, "locate_allocate", lambda *_, **__: None)
+    with pytest.raises(SolverError, match=r"no design found within the time limit \(30 s\): "
+                                          r".* 1,600 account–centre pairs was still being "
+                                          r"solved; raise solver\.time_limit"):
+        solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
 
 # `centres: units`: a 3 × 2 grid of 0.4° squares in Georgia with three accounts each, placed
 # off the squares' centres; territory centres are squares, travel is measured to their points.

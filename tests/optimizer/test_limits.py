@@ -41,3 +41,23 @@ def test_cancel_before_any_plan() -> None:
     sc = Scenario.model_validate(HARD)
     with pytest.raises(SolveCancelledError):
         solve(inst.data(sc), sc, should_stop=lambda: True)
+
+
+def test_time_out_before_the_lp_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No plan exists before the LP relaxation is solved; a limit that ends it first (the
+    national data given 10 s) is a plain message with what to change, not a solver status."""
+    from optimizer import alignment
+    from optimizer.errors import SolverError
+    from optimizer.solve import Solution, SolutionStatus, Termination
+
+    def lp_out_of_time(*_: object, **__: object) -> Solution:
+        return Solution(Termination.time_limit, SolutionStatus.none, None, None, 0.0, 1.0)
+
+    monkeypatch.setattr(alignment, "run_highs", lp_out_of_time)
+    inst = make_instance(200, 8, 22)
+    inst.reps["capacity"] = 3000.0
+    sc = Scenario.model_validate({"solver": {"time_limit": 10}})
+    with pytest.raises(SolverError, match=r"no plan found within the time limit \(10 s\): .*"
+                                          r"pricing round 1, [\d,]+ account–rep pairs\)\. "
+                                          r"Raise solver\.time_limit"):
+        solve(inst.data(sc), sc)
