@@ -94,6 +94,9 @@ def _require(table: pd.DataFrame | None, name: str, source: str,
     return table
 
 
+NO_HISTORY = "no history column: shares come from potential alone"
+
+
 def _territories(table: pd.DataFrame | None, source: str, method: str
                  ) -> tuple[pd.DataFrame, list[str]]:
     table = _require(table, "territories", source, ("territory_id", "potential"), method)
@@ -101,8 +104,16 @@ def _territories(table: pd.DataFrame | None, source: str, method: str
     notes = []
     if "history" not in table.columns:
         table["history"] = table["potential"]
-        notes.append("no history column: shares come from potential alone")
+        notes.append(NO_HISTORY)
     return table, notes
+
+
+def _without_stand_in(quotas: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """The quota table without the history columns when potential stood in for history: a
+    planner would read them as history."""
+    if NO_HISTORY not in notes:
+        return quotas
+    return quotas.drop(columns=["history", "history_share"], errors="ignore")
 
 
 def _submissions(table: pd.DataFrame | None, source: str) -> pd.DataFrame:
@@ -147,7 +158,8 @@ def deploy(settings: QuotaSettings, tables: dict[str, pd.DataFrame],
                                  over_assignment=s.over_assignment, unit=s.unit)
         summary |= {"deployed": float(quotas["quota"].sum()), "territories": len(quotas),
                     "warnings": notes}
-        return QuotaOutcome({"quotas": quotas}, "quotas", summary, notes)
+        return QuotaOutcome({"quotas": _without_stand_in(quotas, notes)}, "quotas", summary,
+                            notes)
     return _derived(s, tables, src, summary)
 
 
@@ -170,7 +182,7 @@ def _derived(s: QuotaSettings, tables: dict[str, pd.DataFrame], src: dict[str, s
         raise InputError([Issue(src["territories"], None, "quota",
                                 "derived quotas need territory quotas: a quota column, or "
                                 "potential (and history) with a goal")])
-    out: dict[str, pd.DataFrame] = {"quotas": quotas}
+    out: dict[str, pd.DataFrame] = {"quotas": _without_stand_in(quotas, notes)}
     if "manager_id" in quotas.columns:
         out["manager_quotas"] = derived_manager(quotas, s.manager_factor, unit=s.unit)
     if coverage is not None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from optimizer.cli import EXIT_INPUT, app
@@ -30,6 +31,23 @@ def test_top_down_sums_to_the_goal(tmp_path: Path) -> None:
     # Blend 50/50: T1 (0.5 + 0.3) / 2 = 0.4, T2 0.3, T3 0.3.
     assert q.to_dict() == {"T1": 400, "T2": 300, "T3": 300}
     assert json.loads((out / "summary.json").read_text())["deployed"] == 1000
+
+
+@pytest.mark.parametrize("method", ["top-down", "fair"])
+def test_without_history_the_table_shows_none(tmp_path: Path, method: str) -> None:
+    """A run's territories.csv has potential and no history: shares come from potential,
+    and the quota table does not show potential again under history's name."""
+    path = tmp_path / "territories.csv"
+    pd.DataFrame({"territory_id": ["T1", "T2", "T3"],
+                  "potential": [500.0, 300.0, 200.0]}).to_csv(path, index=False)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["quota", "--assignments", str(path), "--goal", "1000",
+                              "--method", method, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    q = pd.read_csv(out / "quotas.csv").set_index("territory_id")
+    assert not {"history", "history_share"} & set(q.columns)
+    assert q["quota"].to_dict() == {"T1": 500, "T2": 300, "T3": 200}
+    assert "shares come from potential alone" in res.output
 
 
 def test_fair_quotas_keep_ratios_in_band(tmp_path: Path) -> None:
