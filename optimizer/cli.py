@@ -676,13 +676,16 @@ def compare(run_a: Path, run_b: Path) -> None:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_INPUT) from exc
     if "kpi" in table.columns:
-        # Shares as percentages (as in the workbook), their changes in percentage points.
+        # Shares as percentages (as in the workbook), their changes in percentage points;
+        # every change signed.
         share = table["kpi"].astype(str).map(kpi_is_share).to_numpy(bool)
         table = table.drop(columns=["kpi"]).astype(dict.fromkeys(("A", "B", "Change"), object))
         for column, unit in (("A", " %"), ("B", " %"), ("Change", " pp")):
             sign = "+" if unit == " pp" else ""
             table.loc[share, column] = [None if pd.isna(v) else f"{100 * v:{sign}.1f}{unit}"
                                         for v in pd.to_numeric(table.loc[share, column])]
+        table.loc[~share, "Change"] = [None if pd.isna(v) else _signed(float(v))
+                                       for v in pd.to_numeric(table.loc[~share, "Change"])]
     _print_frame(table, title=f"{run_a} vs. {run_b}", max_rows=len(table),
                  right=("A", "B", "Change"))
     console.print(f"{len(moves):,} account(s) have a different territory or rep in the two runs.")
@@ -757,6 +760,12 @@ def _cell(value: Any) -> str:
         return np.format_float_positional(number, precision=4, unique=False,
                                           fractional=False, trim="-")
     return str(value)
+
+
+def _signed(change: float) -> str:
+    """A change as `_cell` writes it, with + before an increase."""
+    text = _cell(change)
+    return f"+{text}" if change > 0 and text != "0" else text
 
 
 @datasets_app.command("list")

@@ -107,6 +107,11 @@ def test_outputs_maps_workbook_and_compare(tmp_path: Path) -> None:
                         for k in (after_a, after_b))
     row = next(line for line in res.output.splitlines() if "potential · territories" in line)
     assert f"{100 * share_a:.1f} %" in row and f"{100 * (share_b - share_a):+.1f} pp" in row
+    # Other changes are signed too: tighter bands cost travel.
+    travel_a, travel_b = (k["travel"]["total"] for k in (after_a, after_b))
+    assert travel_b > travel_a
+    row = next(line for line in res.output.splitlines() if "Travel · total" in line)
+    assert row.split("│")[-2].strip() == f"+{travel_b - travel_a:,.0f}"
 
 
 @pytest.mark.parametrize("width", [80, 160])
