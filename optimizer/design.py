@@ -30,11 +30,12 @@ Method
    re-optimisation: each pair of bordering territories is designed again on its own (a
    short MIP over their units and a few candidate centres each, both centres free) while
    that lowers travel. This is the incumbent z.
-2. With at most one band metric: a Lagrangian bound in numpy. Relaxing the assignment rows
-   (2) with multipliers λ leaves one knapsack per candidate (units at reduced cost c − λ,
-   load within the band); L(λ) = Σλ + the N least knapsack values is a lower bound for
-   every λ. The knapsacks are solved exactly over integer loads by dynamic programming when
-   the loads are integers and the table is small (OR-Library: the bound can then exceed
+2. A Lagrangian bound in numpy. Relaxing the assignment rows (2) with multipliers λ leaves
+   one knapsack per candidate (units at reduced cost c − λ, load within the first metric's
+   band; the bands of further metrics relaxed too, with multipliers ν per candidate);
+   L(λ, ν) = Σλ + the N least knapsack values is a lower bound for every λ and ν ≥ 0. The
+   knapsacks are solved exactly over integer loads by dynamic programming when the loads
+   are integers and the table is small (OR-Library: the bound can then exceed
    the LP's), otherwise fractionally by sorting, sparsely at scale: λ_u is capped at u's
    travel to a nearby candidate (any λ gives a bound), so only pairs in that neighbourhood
    can have negative reduced cost and a step scans those alone. Subgradient ascent with
@@ -42,8 +43,8 @@ Method
    quick MIP, by plan merging (the centre sets the relaxation chose on the way seed
    locate–allocate runs, and a MIP over the union of their plans' centres recombines
    them), then by a core MIP (the candidates and pairs the relaxation prices cheapest). With
-   several band metrics: the LP relaxation of (1)–(6) with pricing instead, and its reduced
-   costs below.
+   several band metrics and more pairs than dense knapsacks allow: the LP relaxation of
+   (1)–(6) with pricing instead, and its reduced costs below.
 3. Fixing: forcing a candidate open, or a pair (u, j), gives a lower bound on every plan
    that uses it (the relaxation with j swapped in for its costliest chosen candidate, plus
    u's knapsack reduced cost). What exceeds the prune level t is dropped, where every plan
@@ -899,6 +900,8 @@ class _Relaxed:
     served: np.ndarray  # (U,) Σ_{j chosen} x[u, j]
     owner: np.ndarray  # (U,) a chosen candidate taking u whole, or -1
     integral: bool  # the knapsacks' x are 0/1
+    nu: np.ndarray | None = None  # (2, J, M) other metrics' band multipliers (upper, lower)
+    load2: np.ndarray | None = None  # (N, M) the chosen candidates' loads of those metrics
 
     def centre_bounds(self) -> np.ndarray:
         """A lower bound on every plan that opens candidate j: the relaxation forced to open
@@ -914,18 +917,37 @@ class Lagrangian:
         L(λ) = Σ_u λ_u + (sum of the N least v_j(λ)),
         v_j(λ) = min Σ_u (c[u,j] − λ_u) x[u,j]  s.t.  lo ≤ Σ_u a[u] x[u,j] ≤ hi,
 
-    one knapsack per candidate j over the band of the one active metric (units without load
+    one knapsack per candidate j over the band of the first active metric (units without load
     are taken when their reduced cost is negative). Every λ gives a lower bound on (1)–(6).
     With fractional knapsacks, max_λ L(λ) is the LP bound of (1)–(6); integral ones (exact, by
     dynamic programming over integer loads) can make it stronger. Candidates in `closed` are
     left out: the bound then holds for the plans that use none of them.
+
+    Bands on further metrics m (scaled to shares of the mean territory) are relaxed too, with
+    multipliers ν⁺[j, m], ν⁻[j, m] ≥ 0 on the rows total[j, m] ≤ hi y[j] and lo y[j] ≤
+    total[j, m]: pair (u, j) costs (ν⁺ − ν⁻)[j, m] a[u, m] more, and v_j includes the constant
+    Σ_m ν⁻ lo − ν⁺ hi. For a plan's open centre, Σ_u (c − λ) x ≥ v_j still holds (its loads are
+    within the bands), so the bound, the pair and centre bounds and the MIP's cuts stay valid.
+    Only with dense knapsacks (see `fits`).
     """
 
+    @staticmethod
+    def fits(p: DesignProblem) -> bool:
+        """Whether the relaxation handles `p`'s bands: one metric, or several with dense
+        knapsacks (at most SPARSE_PAIRS pairs)."""
+        return len(p.metrics()) <= 1 or p.n_candidates * p.n_units <= SPARSE_PAIRS
+
     def __init__(self, p: DesignProblem) -> None:
+        if not Lagrangian.fits(p):
+            raise ValueError("bands on several metrics need dense knapsacks")
         metrics = p.metrics()
-        if len(metrics) > 1:
-            raise ValueError("the Lagrangian bound handles one band metric")
         self.p = p
+        others = metrics[1:]
+        scale = _metric_scale(p)[others]
+        self.a2 = p.amount[:, others] * scale  # (U, M)
+        self.lo2, self.hi2 = p.lo[others] * scale, p.hi[others] * scale
+        self.upper, self.lower = np.isfinite(self.hi2), self.lo2 > 0
+        self.hi2 = np.where(self.upper, self.hi2, 0.0)
         self.ct = np.ascontiguousarray(p.travel.T)  # (J, U): rows are the knapsacks
         k = metrics[0] if metrics else None
         a = p.amount[:, k] if k is not None else np.zeros(p.n_units)
@@ -967,7 +989,29 @@ class Lagrangian:
     def integral(self) -> bool:
         return self.dp_hi is not None or not len(self.load)
 
-    def evaluate(self, lam: np.ndarray) -> _Relaxed:
+    @property
+    def n_other(self) -> int:
+        """How many further band metrics are relaxed with ν."""
+        return self.a2.shape[1]
+
+    def start_nu(self) -> np.ndarray:
+        return np.zeros((2, self.p.n_candidates, self.n_other))
+
+    def _surcharge(self, nu: np.ndarray | None, rows: np.ndarray
+                   ) -> tuple[np.ndarray | None, np.ndarray]:
+        """The pairs' extra cost (rows × U) and the candidates' constants under ν."""
+        if nu is None or not self.n_other:
+            return None, np.zeros(len(rows))
+        extra = (nu[0, rows] - nu[1, rows]) @ self.a2.T
+        constant = (nu[1, rows] * self.lo2).sum(axis=1) - (nu[0, rows] * self.hi2).sum(axis=1)
+        return extra, constant
+
+    def reduced(self, lam: np.ndarray, nu: np.ndarray | None) -> np.ndarray:
+        """(J, U): c − λ plus the other metrics' surcharge under ν."""
+        extra, _ = self._surcharge(nu, np.arange(self.p.n_candidates))
+        return self.ct - lam if extra is None else self.ct - lam + extra
+
+    def evaluate(self, lam: np.ndarray, nu: np.ndarray | None = None) -> _Relaxed:
         p, n_cand = self.p, self.p.n_candidates
         open_ = np.flatnonzero(~self.closed)
         value = np.full(n_cand, np.inf)
@@ -975,8 +1019,15 @@ class Lagrangian:
         ratio = np.zeros(n_cand)
         profile = None
         lam_load = lam[self.load]
+        extra, constant = self._surcharge(nu, open_)
         rf = self.ct_free[open_] - lam[self.free]
+        if extra is not None:
+            rf = rf + extra[:, self.free]
         base = np.minimum(rf, 0.0).sum(axis=1)
+
+        def load_costs() -> np.ndarray:
+            r = self.ct_load[open_] - lam_load
+            return r if extra is None else r + extra[:, self.load]
         x_of: Any  # row position in open_ -> (load item positions, weights)
         refine: Any = None  # sparse knapsacks: row positions -> those it had to solve anew
         if not len(self.load):
@@ -985,7 +1036,7 @@ class Lagrangian:
             def x_of(_i: int) -> tuple[np.ndarray, np.ndarray]:
                 return np.zeros(0, dtype=int), np.zeros(0)
         elif self.dp_hi is not None:
-            r = self.ct_load[open_] - lam_load
+            r = load_costs()
             v_load, f, _ = _integer_knapsacks(r, self.a, self.dp_lo, self.dp_hi)
             v = base + v_load
             profile = np.full((n_cand, self.dp_hi + 1), np.inf)
@@ -1010,7 +1061,7 @@ class Lagrangian:
                         solved[int(row)] = np.array(items, dtype=int)
                 return solved[i], np.ones(len(solved[i]))
         elif not self.sparse:
-            r = self.ct_load[open_] - lam_load
+            r = load_costs()
             v_load, mu, order, s, frac = _fractional_knapsacks(r, self.a, self.lo, self.hi)
             v = base + v_load
             ratio[open_] = mu
@@ -1021,8 +1072,8 @@ class Lagrangian:
             v_load, mu, x_of, refine = self._sparse_knapsacks(open_, lam_load)
             v = base + v_load
             ratio[open_] = mu
-        value[open_] = v
-        free_value[open_] = base
+        value[open_] = v + constant
+        free_value[open_] = base + constant
         empty = np.zeros(0, dtype=int)
         if np.isfinite(value).sum() < p.n_territories:
             return _Relaxed(math.inf, lam, value, free_value, ratio, profile, empty,
@@ -1039,20 +1090,34 @@ class Lagrangian:
             rows = refine(could)
             if not len(rows):
                 break
-            value[open_[rows]] = base[rows] + v_load[rows]
+            value[open_[rows]] = base[rows] + v_load[rows]  # (sparse: one metric only)
             ratio[open_[rows]] = mu[rows]
         bound = float(lam.sum() + value[chosen].sum())
         served = np.zeros(p.n_units)
         owner = np.full(p.n_units, -1)
-        for j in chosen:
+        load2 = np.zeros((len(chosen), self.n_other))
+        for t, j in enumerate(chosen):
             i = int(position[j])
             items, weights = x_of(i)
             served[self.load[items]] += weights
             owner[self.load[items[weights >= 1.0]]] = j
             served[self.free[rf[i] < 0]] += 1.0
             owner[self.free[rf[i] < 0]] = j
+            if self.n_other:
+                load2[t] = weights @ self.a2[self.load[items]] + \
+                    self.a2[self.free[rf[i] < 0]].sum(axis=0)
         return _Relaxed(bound, lam, value, free_value, ratio, profile, chosen, served, owner,
-                        self.integral)
+                        self.integral, nu, load2)
+
+    def nu_subgradient(self, rel: _Relaxed) -> np.ndarray:
+        """(2, J, M): how far the chosen candidates' loads pass the other metrics' bands
+        (upper rows: load − hi; lower rows: lo − load; zero where a band is absent or the
+        candidate is not chosen)."""
+        g = np.zeros((2, self.p.n_candidates, self.n_other))
+        if self.n_other and rel.load2 is not None:
+            g[0, rel.chosen] = np.where(self.upper, rel.load2 - self.hi2, 0.0)
+            g[1, rel.chosen] = np.where(self.lower, self.lo2 - rel.load2, 0.0)
+        return g
 
     def _sparse_knapsacks(self, open_: np.ndarray, lam_load: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray, Any, Any]:
@@ -1126,7 +1191,7 @@ class Lagrangian:
     def pair_bounds(self, rel: _Relaxed) -> np.ndarray:
         """(J, U): a lower bound on every plan that assigns unit u to candidate j."""
         out = np.empty_like(self.ct)
-        r = self.ct - rel.lam
+        r = self.reduced(rel.lam, rel.nu)
         if len(self.free):
             out[:, self.free] = np.maximum(r[:, self.free], 0.0)
         if len(self.load) and rel.profile is not None:
@@ -1222,6 +1287,7 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
     lag = Lagrangian(p)
     z = incumbent[0] if incumbent else math.inf
     lam = np.minimum(_start_multipliers(p), lag.cap)
+    nu = lag.start_nu() if lag.n_other else None
     best_bound, best_rel = -math.inf, None
     floor = math.inf
     theta, stall = 1.0, 0
@@ -1240,7 +1306,7 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
     # next to the heuristic that may have used the time (a run always reports a bound).
     while iterations == 0 or (time.perf_counter() < deadline and
                               not (should_stop and should_stop())):
-        rel = lag.evaluate(lam)
+        rel = lag.evaluate(lam, nu)
         iterations += 1
         if merging and math.isfinite(rel.bound):
             key = tuple(sorted(int(c) for c in rel.chosen))
@@ -1278,8 +1344,13 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
             tell("lagrangian", z if incumbent else None, _round_up(best_bound, integral),
                  f"{iterations} iterations, {int(lag.closed.sum())} centres closed")
         g = 1.0 - rel.served
+        if nu is not None:
+            g_nu = lag.nu_subgradient(rel)
+            g_nu[(nu <= 0) & (g_nu < 0)] = 0.0  # a slack band row at ν = 0 stays there
+            g = np.concatenate([g, g_nu.ravel()])
         if float(g @ g) < 1e-12:
-            # Every unit served once: with 0/1 knapsacks the relaxation's solution is a plan.
+            # Every unit served once (and every other band met): with 0/1 knapsacks the
+            # relaxation's solution is a plan.
             if improve and rel.integral and (rel.owner >= 0).all():
                 cost = _plan_cost(p, rel.owner)
                 if cost < z:
@@ -1289,7 +1360,9 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
         direction = g if direction is None else (1 - deflection) * g + deflection * direction
         norm = max(float(direction @ direction), 1e-12)
         step = theta * max(aim - rel.bound, 1e-6 * max(1.0, abs(rel.bound))) / norm
-        lam = np.minimum(lam + step * direction, lag.cap)
+        lam = np.minimum(lam + step * direction[:p.n_units], lag.cap)
+        if nu is not None:
+            nu = np.maximum(nu + step * direction[p.n_units:].reshape(nu.shape), 0.0)
     core_found = False
     core_time = 0.0
     # The core MIP is skipped at national scale (sparse knapsacks), where it found no better
@@ -1529,8 +1602,9 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     keep: np.ndarray | None = None
     closed = np.zeros(p.n_candidates, dtype=bool)
     cuts: list[tuple[np.ndarray, np.ndarray]] = []
-    if len(p.metrics()) <= 1:
-        # One band metric: the Lagrangian bound in numpy (far cheaper than the LP at scale).
+    if Lagrangian.fits(p):
+        # The Lagrangian bound in numpy (far cheaper than the LP at scale; with bands on
+        # several metrics, 372 × 372 pairs: the LP did not finish in 120 s).
         # The core heuristic runs unless contiguity is required (its plans need not be).
         tell("lagrangian", z_inc if incumbent else None, msg="Lagrangian bound")
         share = BOUND_SHARE if contig is None else CONTIGUOUS_BOUND_SHARE
@@ -1580,14 +1654,14 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
                 if incumbent is None:
                     raise SolverError(f"the LP relaxation ended with {sol.termination.value} "
                                       "before any design was found")
-                # 372 accounts × 372 candidates, two band metrics: neither simplex nor IPM
-                # finishes this LP in 120 s, while 40 listed candidates prove 1.8 % in 60 s.
+                # This LP is slow: 372 accounts × 372 candidates with two band metrics, where
+                # the Lagrangian now bounds them, did not finish in 120 s (simplex or IPM).
                 warnings.append(
                     f"the LP relaxation over {int(mask.sum()):,} account–centre pairs did not "
                     "finish within the time limit, so the design is the heuristic's, without "
-                    "a proven bound. With bands on more than one metric the bound comes from "
-                    "that LP, which grows with accounts × candidate centres: a shorter "
-                    "`centres` list, or bands on one metric only, gives a bound sooner")
+                    "a proven bound. With bands on more than one metric and over "
+                    f"{SPARSE_PAIRS:,} account–candidate pairs the bound comes from that LP: a "
+                    "shorter `centres` list, or bands on one metric only, gives a bound sooner")
                 return contiguity.annotate(contig, _result(data, p, incumbent[1], RunReport(
                     RunStatus.feasible, Termination.time_limit, z_inc, None, None,
                     time.perf_counter() - started, t_build, t_solve,

@@ -156,16 +156,18 @@ def test_orlib_20_reaches_the_optimum(tmp_path: Path) -> None:
     assert summary["status"] == ("optimal" if proven else "feasible")
 
 
-def _enumerate_optimum(travel: np.ndarray, load: np.ndarray, n: int, lo: float,
-                       hi: float) -> tuple[float, np.ndarray, tuple[int, ...]]:
+def _enumerate_optimum(travel: np.ndarray, load: np.ndarray, n: int, lo: float | np.ndarray,
+                       hi: float | np.ndarray) -> tuple[float, np.ndarray, tuple[int, ...]]:
     """Least travel over every choice of n centres and every assignment (brute force):
-    the value, each unit's centre and the centres."""
+    the value, each unit's centre and the centres. `load` is (U,) or (U, metrics), with a
+    band per metric."""
     units, cands = travel.shape
+    load = load.reshape(units, -1)
     best: tuple[float, np.ndarray, tuple[int, ...]] = (math.inf, np.zeros(0, dtype=int), ())
     for centres in itertools.combinations(range(cands), n):
         for combo in itertools.product(centres, repeat=units):
             a = np.array(combo)
-            loads = np.array([load[a == c].sum() for c in centres])
+            loads = np.array([load[a == c].sum(axis=0) for c in centres])
             cost = float(travel[np.arange(units), a].sum())
             if cost < best[0] and (loads >= lo - 1e-9).all() and (loads <= hi + 1e-9).all():
                 best = (cost, a, centres)
@@ -217,6 +219,58 @@ def test_lagrangian_bound_is_valid(seed: int, integer_loads: bool) -> None:
     assert r.bound is not None and r.bound <= optimum + 1e-7 <= r.objective + 2e-7
     assert r.status.value == "optimal" and math.isclose(r.objective, optimum, rel_tol=1e-7)
     assert r.pricing["knapsacks"] == ("integer" if integer_loads else "fractional")
+
+
+@pytest.mark.parametrize(("seed", "integer_loads"),
+                         [(8, True), (13, True), (6, False), (7, False)])
+def test_lagrangian_bound_with_bands_on_two_metrics_is_valid(seed: int,
+                                                             integer_loads: bool) -> None:
+    """Bands on workload and on account count: the account band is relaxed with multipliers
+    ν too. At any λ and ν the value bounds the brute-forced optimum, pruning keeps the
+    optimal plan, the MIP's cuts hold for it, and the design proves that optimum."""
+    from optimizer.design import Lagrangian, prepare
+
+    rng = np.random.default_rng(seed)
+    n_units, n_cand, n_terr = 8, 5, 3
+    x, y = rng.uniform(0, 100, n_units), rng.uniform(0, 100, n_units)
+    w = rng.integers(2, 12, n_units).astype(float) if integer_loads else \
+        rng.uniform(2, 12, n_units)
+    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n_units)], "x": x, "y": y,
+                        "workload": w})
+    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
+                                  "territories": n_terr,
+                                  "centres": [f"A{i}" for i in range(n_cand)],
+                                  "balance": {"workload": {"tolerance": 0.6},
+                                              "accounts": {"tolerance": 0.3}},
+                                  "solver": {"mip_gap": 0}})
+    data = DesignData(validate_accounts(acc, sc.metric)[0])
+    p = prepare(data, sc)
+    assert p.metrics() == [0, 2]
+    optimum, plan, opened = _enumerate_optimum(p.travel, p.amount[:, [0, 2]], n_terr,
+                                               p.lo[[0, 2]], p.hi[[0, 2]])
+    assert math.isfinite(optimum)
+    # The account band alone changes the optimum: without it the plan differs.
+    assert _enumerate_optimum(p.travel, p.amount[:, 0], n_terr, p.lo[0], p.hi[0])[0] < optimum
+    lag = Lagrangian(p)
+    assert lag.n_other == 1
+    for trial in range(30):
+        lam = rng.uniform(0, 120, n_units) if trial else np.zeros(n_units)
+        nu = rng.uniform(0, 80, (2, n_cand, 1)) * (trial % 3 > 0)
+        rel = lag.evaluate(lam, nu)
+        assert rel.bound <= optimum + 1e-9
+        pair = lag.pair_bounds(rel)
+        assert (pair[plan, np.arange(n_units)] <= optimum + 1e-9).all()
+        assert (rel.centre_bounds()[list(opened)] <= optimum + 1e-9).all()
+        for j in opened:
+            mine = plan == j
+            assert (p.travel[mine, j] - lam[mine]).sum() >= rel.value[j] - 1e-9
+    result = solve(data, sc)
+    r = result.report
+    assert r.pricing["lagrangian_iterations"] >= 1  # the Lagrangian, not the LP, bounds it
+    assert r.bound is not None and r.bound <= optimum + 1e-7
+    assert r.status.value == "optimal" and math.isclose(r.objective, optimum, rel_tol=1e-7)
+    counts = result.territories["accounts"]
+    assert (counts >= p.lo[2] - 1e-9).all() and (counts <= p.hi[2] + 1e-9).all()
 
 
 def _scattered_design(rng: np.random.Generator, n: int, n_terr: int,
@@ -584,9 +638,9 @@ def test_a_run_out_of_time_still_reports_a_bound_and_never_builds_a_giant_model(
 
 def test_a_two_metric_design_whose_lp_runs_out_of_time_says_why(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """With bands on two metrics the bound is the LP's; an LP cut short by the time limit
-    (372 accounts × 372 candidates: over 120 s) leaves the heuristic's plan, no bound, and
-    what would give one; without a plan, a message that names the limit."""
+    """With bands on two metrics over too many pairs for dense knapsacks the bound is the
+    LP's; an LP cut short by the time limit leaves the heuristic's plan, no bound, and what
+    would give one; without a plan, a message that names the limit."""
     from optimizer import design
     from optimizer.errors import SolverError
     from optimizer.solve import Solution, SolutionStatus, Termination
@@ -598,6 +652,7 @@ def test_a_two_metric_design_whose_lp_runs_out_of_time_says_why(
 
     run_highs = design.run_highs
     monkeypatch.setattr(design, "run_highs", lp_out_of_time)
+    monkeypatch.setattr(design, "SPARSE_PAIRS", 1_000)  # 40 × 40 pairs: too many
     acc = _plane_accounts(40)
     sc = _design_scenario(3, balance={"workload": {"tolerance": 0.2},
                                       "accounts": {"tolerance": 0.3}})
