@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from optimizer import geo
 from optimizer.cli import app
-from optimizer.design import DesignProblem, solve
+from optimizer.design import DesignProblem, _Relaxed, solve
 from optimizer.design import prepare as design_prepare
 from optimizer.distance import haversine_km
 from optimizer.domain import DesignData, DistanceMetric, Scenario
@@ -174,12 +174,10 @@ def _enumerate_optimum(travel: np.ndarray, load: np.ndarray, n: int, lo: float |
     return best
 
 
-@pytest.mark.parametrize(("seed", "integer_loads"), [(1, True), (2, False), (3, True)])
-def test_lagrangian_bound_is_valid(seed: int, integer_loads: bool) -> None:
-    """8 units, 3 of 5 candidate centres: at any multipliers the Lagrangian value is a lower
-    bound on the brute-forced optimum, its pruning never drops an optimal pair or centre, and
-    the design's bound ≤ optimum ≤ objective (equal: proven optimal)."""
-    from optimizer.design import Lagrangian, prepare
+def _tiny_design(seed: int, integer_loads: bool, balance: dict
+                 ) -> tuple[np.random.Generator, DesignData, Scenario, DesignProblem]:
+    """8 units, 3 territories around 5 candidate centres, on a 100 × 100 plane."""
+    from optimizer.design import prepare
 
     rng = np.random.default_rng(seed)
     n_units, n_cand, n_terr = 8, 5, 3
@@ -188,32 +186,43 @@ def test_lagrangian_bound_is_valid(seed: int, integer_loads: bool) -> None:
         rng.uniform(2, 12, n_units)
     acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n_units)], "x": x, "y": y,
                         "workload": w})
-    centres = [f"A{i}" for i in range(n_cand)]
     sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
-                                  "territories": n_terr, "centres": centres,
-                                  "balance": {"workload": {"tolerance": 0.35}},
-                                  "solver": {"mip_gap": 0}})
+                                  "territories": n_terr,
+                                  "centres": [f"A{i}" for i in range(n_cand)],
+                                  "balance": balance, "solver": {"mip_gap": 0}})
     data = DesignData(validate_accounts(acc, sc.metric)[0])
-    p = prepare(data, sc)
-    optimum, plan, opened = _enumerate_optimum(p.travel, p.amount[:, 0], n_terr, p.lo[0],
-                                               p.hi[0])
+    return rng, data, sc, prepare(data, sc)
+
+
+def _keeps_the_optimum(p: DesignProblem, rel: _Relaxed, pair: np.ndarray, optimum: float,
+                       plan: np.ndarray, opened: tuple[int, ...]) -> None:
+    """The relaxation at some multipliers bounds the optimum; forcing any pair or centre of
+    the optimal plan is still a bound ≤ the optimum (so pruning against its value keeps the
+    whole plan); the MIP's Lagrangian cuts keep it (each open centre's units cost at least
+    its knapsack value)."""
+    assert rel.bound <= optimum + 1e-9
+    assert (pair[plan, np.arange(p.n_units)] <= optimum + 1e-9).all()
+    assert (rel.centre_bounds()[list(opened)] <= optimum + 1e-9).all()
+    for j in opened:
+        mine = plan == j
+        assert (p.travel[mine, j] - rel.lam[mine]).sum() >= rel.value[j] - 1e-9
+
+
+@pytest.mark.parametrize(("seed", "integer_loads"), [(1, True), (2, False), (3, True)])
+def test_lagrangian_bound_is_valid(seed: int, integer_loads: bool) -> None:
+    """8 units, 3 of 5 candidate centres: at any multipliers the Lagrangian value is a lower
+    bound on the brute-forced optimum, its pruning never drops an optimal pair or centre, and
+    the design's bound ≤ optimum ≤ objective (equal: proven optimal)."""
+    from optimizer.design import Lagrangian
+
+    rng, data, sc, p = _tiny_design(seed, integer_loads, {"workload": {"tolerance": 0.35}})
+    optimum, plan, opened = _enumerate_optimum(p.travel, p.amount[:, 0], 3, p.lo[0], p.hi[0])
     assert math.isfinite(optimum)
     lag = Lagrangian(p)
     assert (lag.dp_hi is not None) is integer_loads  # integer loads: exact 0/1 knapsacks
     for trial in range(20):
-        lam = rng.uniform(0, 120, n_units) if trial else np.zeros(n_units)
-        rel = lag.evaluate(lam)
-        assert rel.bound <= optimum + 1e-9
-        # Forcing any pair or centre of the optimal plan: still a bound ≤ the optimum, so
-        # pruning against the optimum's value keeps the whole optimal plan.
-        pair = lag.pair_bounds(rel)  # (J, U)
-        assert (pair[plan, np.arange(n_units)] <= optimum + 1e-9).all()
-        assert (rel.centre_bounds()[list(opened)] <= optimum + 1e-9).all()
-        # The MIP's Lagrangian cuts keep the optimal plan: each open centre's units cost at
-        # least its knapsack value at these multipliers.
-        for j in opened:
-            mine = plan == j
-            assert (p.travel[mine, j] - lam[mine]).sum() >= rel.value[j] - 1e-9
+        rel = lag.evaluate(rng.uniform(0, 120, p.n_units) if trial else np.zeros(p.n_units))
+        _keeps_the_optimum(p, rel, lag.pair_bounds(rel), optimum, plan, opened)
     result = solve(data, sc)
     r = result.report
     assert r.bound is not None and r.bound <= optimum + 1e-7 <= r.objective + 2e-7
@@ -228,42 +237,24 @@ def test_lagrangian_bound_with_bands_on_two_metrics_is_valid(seed: int,
     """Bands on workload and on account count: the account band is relaxed with multipliers
     ν too. At any λ and ν the value bounds the brute-forced optimum, pruning keeps the
     optimal plan, the MIP's cuts hold for it, and the design proves that optimum."""
-    from optimizer.design import Lagrangian, prepare
+    from optimizer.design import Lagrangian
 
-    rng = np.random.default_rng(seed)
-    n_units, n_cand, n_terr = 8, 5, 3
-    x, y = rng.uniform(0, 100, n_units), rng.uniform(0, 100, n_units)
-    w = rng.integers(2, 12, n_units).astype(float) if integer_loads else \
-        rng.uniform(2, 12, n_units)
-    acc = pd.DataFrame({"account_id": [f"A{i}" for i in range(n_units)], "x": x, "y": y,
-                        "workload": w})
-    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean",
-                                  "territories": n_terr,
-                                  "centres": [f"A{i}" for i in range(n_cand)],
-                                  "balance": {"workload": {"tolerance": 0.6},
-                                              "accounts": {"tolerance": 0.3}},
-                                  "solver": {"mip_gap": 0}})
-    data = DesignData(validate_accounts(acc, sc.metric)[0])
-    p = prepare(data, sc)
+    rng, data, sc, p = _tiny_design(seed, integer_loads,
+                                    {"workload": {"tolerance": 0.6},
+                                     "accounts": {"tolerance": 0.3}})
     assert p.metrics() == [0, 2]
-    optimum, plan, opened = _enumerate_optimum(p.travel, p.amount[:, [0, 2]], n_terr,
+    optimum, plan, opened = _enumerate_optimum(p.travel, p.amount[:, [0, 2]], 3,
                                                p.lo[[0, 2]], p.hi[[0, 2]])
     assert math.isfinite(optimum)
     # The account band alone changes the optimum: without it the plan differs.
-    assert _enumerate_optimum(p.travel, p.amount[:, 0], n_terr, p.lo[0], p.hi[0])[0] < optimum
+    assert _enumerate_optimum(p.travel, p.amount[:, 0], 3, p.lo[0], p.hi[0])[0] < optimum
     lag = Lagrangian(p)
     assert lag.n_other == 1
     for trial in range(30):
-        lam = rng.uniform(0, 120, n_units) if trial else np.zeros(n_units)
-        nu = rng.uniform(0, 80, (2, n_cand, 1)) * (trial % 3 > 0)
+        lam = rng.uniform(0, 120, p.n_units) if trial else np.zeros(p.n_units)
+        nu = rng.uniform(0, 80, (2, p.n_candidates, 1)) * (trial % 3 > 0)
         rel = lag.evaluate(lam, nu)
-        assert rel.bound <= optimum + 1e-9
-        pair = lag.pair_bounds(rel)
-        assert (pair[plan, np.arange(n_units)] <= optimum + 1e-9).all()
-        assert (rel.centre_bounds()[list(opened)] <= optimum + 1e-9).all()
-        for j in opened:
-            mine = plan == j
-            assert (p.travel[mine, j] - lam[mine]).sum() >= rel.value[j] - 1e-9
+        _keeps_the_optimum(p, rel, lag.pair_bounds(rel), optimum, plan, opened)
     result = solve(data, sc)
     r = result.report
     assert r.pricing["lagrangian_iterations"] >= 1  # the Lagrangian, not the LP, bounds it
