@@ -21,7 +21,7 @@ import highspy
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from optimizer.design import _integer_knapsacks  # the design's own knapsack DP
+from optimizer.design import _integer_knapsacks, _knapsack_items  # the design's own DP
 from tests.optimizer.orlib import load
 
 NODE_STEPS, ROOT_STEPS = 60, 600  # subgradient steps per node (warm-started) and at the root
@@ -33,11 +33,7 @@ def _chosen_sets(r: np.ndarray, demand: np.ndarray, capacity: int) -> np.ndarray
     assert took is not None
     x = np.zeros(r.shape, dtype=bool)
     for row in range(r.shape[0]):
-        load = int(np.argmin(f[row]))
-        for i in range(r.shape[1] - 1, -1, -1):
-            if took[i, row, load]:
-                x[row, i] = True
-                load -= int(demand[i])
+        x[row, _knapsack_items(f, took, demand, row, 0)] = True
     return x
 
 

@@ -877,6 +877,19 @@ def _integer_knapsacks(r: np.ndarray, amount: np.ndarray, lo: int, hi: int, *,
     return f[:, lo:].min(axis=1), f, took
 
 
+def _knapsack_items(f: np.ndarray, took: np.ndarray, amount: np.ndarray, row: int,
+                    lo: int) -> np.ndarray:
+    """The items of row `row`'s best knapsack (load ≥ lo), read back from the profile `f`
+    and the decisions `took` of `_integer_knapsacks(..., keep=True)`, last item first."""
+    load = lo + int(np.argmin(f[row, lo:]))
+    items = []
+    for item in range(len(amount) - 1, -1, -1):
+        if took[item, row, load]:
+            items.append(item)
+            load -= int(amount[item])
+    return np.array(items, dtype=int)
+
+
 def _taken(order: np.ndarray, whole: int, frac: float) -> tuple[np.ndarray, np.ndarray]:
     """Item positions and weights of a fractional knapsack's solution."""
     last = whole + (1 if frac > 0 and whole < len(order) else 0)
@@ -1052,13 +1065,7 @@ class Lagrangian:
                                                      self.dp_hi, keep=True)
                     assert took is not None
                     for t, row in enumerate(chosen_rows):
-                        c = self.dp_lo + int(np.argmin(fc[t, self.dp_lo:]))
-                        items = []
-                        for item in range(len(self.a) - 1, -1, -1):
-                            if took[item, t, c]:
-                                items.append(item)
-                                c -= int(self.a[item])
-                        solved[int(row)] = np.array(items, dtype=int)
+                        solved[int(row)] = _knapsack_items(fc, took, self.a, t, self.dp_lo)
                 return solved[i], np.ones(len(solved[i]))
         elif not self.sparse:
             r = load_costs()

@@ -51,8 +51,9 @@ def brute_force(x: np.ndarray, y: np.ndarray, w: np.ndarray, p: int, lo: float,
 @pytest.mark.parametrize("lo", [0, 15])
 def test_integer_knapsacks_match_brute_force(lo: int) -> None:
     """The exact knapsacks under the Lagrangian bound (and bench/cg_bound.py): every subset
-    of 10 items, costs of both signs, loads within [lo, hi]."""
-    from optimizer.design import _integer_knapsacks
+    of 10 items, costs of both signs, loads within [lo, hi]; the items read back from the
+    decisions cost the value and fit the band."""
+    from optimizer.design import _integer_knapsacks, _knapsack_items
 
     rng = np.random.default_rng(lo)
     subsets = (np.arange(2 ** 10)[:, None] >> np.arange(10)) & 1
@@ -65,6 +66,12 @@ def test_integer_knapsacks_match_brute_force(lo: int) -> None:
         fits = (load >= lo) & (load <= hi)
         best = np.where(fits[:, None], subsets @ r.T, np.inf).min(axis=0)
         assert value == pytest.approx(best, rel=1e-12, abs=1e-9)
+        _, f, took = _integer_knapsacks(r, amount, lo, hi, keep=True)
+        assert took is not None
+        for row in np.flatnonzero(np.isfinite(best)):
+            items = _knapsack_items(f, took, amount, int(row), lo)
+            assert r[row, items].sum() == pytest.approx(best[row], rel=1e-12, abs=1e-9)
+            assert lo <= amount[items].sum() <= hi
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
