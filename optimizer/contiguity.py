@@ -428,13 +428,24 @@ class Contiguity:
         self.report.cuts += self._add_to_model(model, where, list(self.pool.values()))
         start = kwargs.pop("start", None)
         best: tuple[float, np.ndarray] | None = None  # best contiguous plan (cost, plan)
+        bound: float | None = None
+        told = kwargs.pop("on_progress", None)
+
+        def tell(bnd: float | None = None) -> None:
+            # A round's own incumbent need not be contiguous, and its bound restarts low:
+            # show the best contiguous plan and the best bound of any round (each is valid).
+            nonlocal bound
+            if bnd is not None:
+                bound = bnd if bound is None else max(bound, bnd)
+            if told is not None:
+                told(None if best is None else best[0], bound)
+
         if start and "x" in start:
             x0 = np.zeros(len(pair_unit))
             x0[[int(k) for k, v in start["x"].items() if v > 0.5]] = 1.0
             plan0 = self._plan(x0, pair_unit, pair_terr)
             if (plan0 >= 0).all() and not self.strays(plan0):
                 best = (self.plan_cost(plan0), plan0)
-        bound: float | None = None
         compile_s = solve_s = 0.0
         last: Solution | None = None
         full = False  # a round may use all the time left (after a contiguous plan)
@@ -446,7 +457,8 @@ class Contiguity:
             # are what the next round needs.
             share = left if full else max(ROUND_SECONDS, ROUND_SHARE * left)
             sol = run_highs(model, replace(options, time_limit=max(min(left, share), 0.05)),
-                            start=start, **kwargs)
+                            start=start, **kwargs,
+                            on_progress=None if told is None else lambda _, bnd: tell(bnd))
             last = sol
             self.report.rounds += 1
             compile_s += sol.seconds_compile
@@ -468,6 +480,7 @@ class Contiguity:
                 cost = sol.objective if sol.objective is not None else self.plan_cost(plan)
                 if best is None or cost < best[0] - TOL:
                     best = (cost, plan)
+                    tell()
                 cut_short = sol.termination is Termination.time_limit and \
                     limit - (time.perf_counter() - started) > 0.5
                 if cut_short and not full:
@@ -488,6 +501,7 @@ class Contiguity:
                 cost = self.plan_cost(fixed)
                 if best is None or cost < best[0] - TOL:
                     best = (cost, fixed)
+                    tell()
             start = None
             if best is not None:
                 values = self._values(model, best[1], pair_unit, pair_terr)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import itertools
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -23,11 +25,14 @@ from optimizer import contiguity
 from optimizer.alignment import solve as solve_alignment
 from optimizer.cli import app
 from optimizer.datasets import get_dataset_or_raise
-from optimizer.domain import DistanceMetric, Scenario
+from optimizer.design import DesignResult
+from optimizer.design import solve as solve_design
+from optimizer.domain import DesignData, DistanceMetric, Scenario
 from optimizer.errors import InputError
 from optimizer.geo import load_units, unit_components
 from optimizer.io import read_alignment
-from optimizer.validate import validate_alignment
+from optimizer.solve import Progress, Solution
+from optimizer.validate import validate_accounts, validate_alignment
 
 runner = CliRunner()
 
@@ -117,6 +122,84 @@ def test_grid_contiguous_optimum_matches_brute_force() -> None:
     assert result.report.bound <= result.report.objective + 1e-9
     c = result.kpis["contiguity"]
     assert c["enforced"] and c["method"] == "exact" and c["cuts"] > 0 and c["unfixed_parts"] == 0
+
+
+def _grid_design(contiguous: bool, on_progress: Callable[[Progress], None] | None = None
+                 ) -> DesignResult:
+    """The grid's 12 cells into 2 territories of exactly half the workload, centres among
+    the cells."""
+    acc = pd.DataFrame({"account_id": [f"c{i}" for i in range(len(CELLS))],
+                        "unit_id": [f"u{i}" for i in range(len(CELLS))],
+                        "x": [x + 0.5 for x, _ in CELLS], "y": [y + 0.5 for _, y in CELLS],
+                        "workload": WORKLOAD})
+    units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(len(CELLS))]},
+                             geometry=[box(x, y, x + 1, y + 1) for x, y in CELLS])
+    sc = Scenario.model_validate({
+        "mode": "design", "territories": 2, "metric": "euclidean", "contiguity": contiguous,
+        "balance": {"workload": {"tolerance": 0.0, "hard": True}},
+        "solver": {"time_limit": 30, "mip_gap": 0.0}})
+    data = DesignData(validate_accounts(acc, sc.metric)[0],
+                      units=contiguity.UnitGraph.from_polygons(units))
+    return solve_design(data, sc, on_progress=on_progress)
+
+
+def _design_brute_force() -> float:
+    """The least travel over every split of the grid into two connected halves, each
+    territory's centre the cell inside it that its cells are nearest in total."""
+    pts = np.array([(x + 0.5, y + 0.5) for x, y in CELLS])
+    d = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    half = sum(WORKLOAD) / 2
+    best = np.inf
+    for plan in itertools.product([0, 1], repeat=len(CELLS)):
+        parts = [[i for i, r in enumerate(plan) if r == t] for t in (0, 1)]
+        if plan[0] or not parts[1] or \
+                abs(sum(WORKLOAD[i] for i in parts[0]) - half) > 1e-9 or \
+                not all(_grid_connected(part) for part in parts):
+            continue
+        best = min(best, sum(float(d[np.ix_(part, part)].sum(axis=0).min()) for part in parts))
+    return best
+
+
+def test_grid_contiguous_design_matches_brute_force() -> None:
+    """Contiguity raises the design's optimum here (the cheapest balanced split has a
+    piece cut off), and the contiguous design reaches the brute-forced optimum."""
+    best = _design_brute_force()
+    free = _grid_design(contiguous=False)
+    assert free.report.objective < best - 0.3
+    result = _grid_design(contiguous=True)
+    assert result.report.status.value == "optimal"
+    assert result.report.objective == pytest.approx(best, abs=1e-6)
+    plan = result.assignments
+    for t in plan["territory_id"].unique():
+        cells = [int(a[1:]) for a in plan.loc[plan["territory_id"] == t, "account_id"]]
+        assert _grid_connected(cells)
+
+
+def test_cut_rounds_show_only_contiguous_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cut round's MIP reports its own plans, which may be in pieces and then cheaper than
+    any contiguous plan, and its own bound, which starts low again each round: the progress
+    shows the best contiguous plan so far and the best bound of any round."""
+    real = contiguity.run_highs
+    rounds = 0
+
+    def each_round_reports(model: object, options: object, **kwargs: Any) -> Solution:
+        nonlocal rounds
+        sol = real(model, options, **kwargs)  # type: ignore[arg-type]
+        rounds += 1
+        if kwargs.get("on_progress") and sol.objective is not None and sol.bound is not None:
+            kwargs["on_progress"](sol.objective - 1.0, sol.bound / rounds)
+        return sol
+
+    monkeypatch.setattr(contiguity, "run_highs", each_round_reports)
+    seen: list[Progress] = []
+    result = _grid_design(contiguous=True, on_progress=seen.append)
+    assert result.report.objective == pytest.approx(_design_brute_force(), abs=1e-6)
+    shown = [s for s in seen if s.phase == "mip"]
+    incumbents = [s.incumbent for s in shown if s.incumbent is not None]
+    bounds = [s.bound for s in shown if s.bound is not None]
+    assert rounds > 1 and incumbents and bounds
+    assert min(incumbents) >= result.report.objective - 1e-6
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(bounds))
 
 
 def test_repair_reports_what_it_cannot_fix(monkeypatch: pytest.MonkeyPatch) -> None:
