@@ -33,6 +33,9 @@ N(C)), so each round's MIP is a relaxation of the contiguous problem and its dua
 a valid lower bound (and so does the LP bound without cuts). Cuts are added and the MIP is
 solved again, starting from the last plan made contiguous by the repair below, until the
 MIP's plan is contiguous. Cuts are kept in a pool and go into every later model of the run.
+A design's model holds the root form for every single node, C = {node of i}, from the start
+(a unit away from its centre has a neighbour in its territory): without them the early
+rounds' plans scatter lone units, and a round is spent on each.
 
 Repair (above `EXACT_UNITS` nodes, and to turn any plan into a contiguous start)
 -------------------------------------------------------------------------------
@@ -376,6 +379,23 @@ class Contiguity:
             else:
                 model.contiguity_roots.add(model.x[p] >= model.y[t])
 
+    def _add_neighbour_rows(self, model: pyo.ConcreteModel,
+                            where: dict[tuple[int, int], int]) -> None:
+        """Design: a unit away from its centre's node has a neighbour in its territory,
+        x[i,t] ≤ Σ_{v at a node next to i's} x[v,t] (the cut of the piece {node of i}, for
+        every pair at once: the relaxation's plans otherwise come out with lone units)."""
+        if self.roots is None or hasattr(model, "contiguity_neighbours"):
+            return
+        model.contiguity_neighbours = pyo.ConstraintList()
+        for node, u in zip(self.pair_node, self.pair_unit, strict=True):
+            near = self.units_at_nodes(self.adj[[node]].indices)
+            for t in range(self.n_terr):
+                p = where.get((int(u), t))
+                if p is None or self.root_node[t] in (-1, node):
+                    continue
+                rhs = [q for q in (where.get((int(v), t)) for v in near) if q is not None]
+                model.contiguity_neighbours.add(model.x[p] <= sum(model.x[q] for q in rhs))
+
     # -----------------------------------------------------------------------------------
     # Solving
 
@@ -425,6 +445,7 @@ class Contiguity:
         where = {(int(u), int(t)): i for i, (u, t) in enumerate(zip(pair_unit, pair_terr,
                                                                       strict=True))}
         self._add_root_links(model, where)
+        self._add_neighbour_rows(model, where)
         self.report.cuts += self._add_to_model(model, where, list(self.pool.values()))
         start = kwargs.pop("start", None)
         best: tuple[float, np.ndarray] | None = None  # best contiguous plan (cost, plan)
