@@ -77,6 +77,7 @@ MAX_ROUNDS = 200  # cut rounds per MIP call (each adds at least one violated cut
 ROUND_SECONDS, ROUND_SHARE = 3.0, 0.2  # a cut round's time while plans come out in pieces
 TOL = 1e-9
 POLISH_UNITS = 5_000  # local search on a start plan up to this many units in play
+ALLOCATION_SHARES = 4  # a design's contiguous start: one allocation's share of its time
 
 
 @dataclass(frozen=True)
@@ -1015,9 +1016,12 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     plan = contig.reroot(incumbent[1])
     centres = np.unique(plan[plan >= 0])
     seen: set[tuple[int, ...]] = set()
+    # An allocation that finds no contiguous plan soon has centres that do not suit the
+    # map; the exact search, which moves the centres too, gets the time instead.
+    per_allocation = (deadline - time.perf_counter()) / ALLOCATION_SHARES
     for _ in range(rounds):
         key = tuple(int(c) for c in sorted(centres))
-        left = deadline - time.perf_counter()
+        left = min(deadline - time.perf_counter(), per_allocation)
         if key in seen or left <= 0.5:
             break
         seen.add(key)
