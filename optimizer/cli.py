@@ -700,9 +700,11 @@ HEADER_FLOORS = (6, 5, 4)
 def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 40,
                  right: tuple[str, ...] = ()) -> None:
     """A table in the CLI's style (numbers right-aligned, thousands separated), its first
-    `max_rows` rows. Too wide for the terminal, its headers fold before its values do; still
-    too wide, it shows the first column (the id), the last (the result) and as many others
-    as fit, and says so."""
+    `max_rows` rows, without the columns that are blank throughout (named below it). Too wide
+    for the terminal, its headers fold before its values do; still too wide, it shows the
+    first column (the id), the last (the result) and as many others as fit, and says so."""
+    blank = [c for c in frame.columns if all(_cell(v) == "" for v in frame[c])]
+    frame = frame.drop(columns=blank)
     cells = [[_cell(v) for v in row] for row in frame.head(max_rows).itertuples(index=False)]
     value = [min(max((len(r[i]) for r in cells), default=1), 12)
              for i in range(len(frame.columns))]
@@ -739,6 +741,8 @@ def _print_frame(frame: pd.DataFrame, title: str | None = None, max_rows: int = 
                       "shows more)")
     if len(frame) > max_rows:
         console.print(f"… and {len(frame) - max_rows:,} more row(s)")
+    if blank:
+        console.print(f"(blank, not shown: {', '.join(map(str, blank))})")
 
 
 def _cell(value: Any) -> str:

@@ -114,6 +114,25 @@ def test_outputs_maps_workbook_and_compare(tmp_path: Path) -> None:
     assert row.split("│")[-2].strip() == f"+{travel_b - travel_a:,.0f}"
 
 
+def test_tables_leave_out_blank_columns_and_name_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A design's quotas have no rep and no start month: those columns would take room on
+    the terminal (and push others off it) to show nothing."""
+    from rich.console import Console
+
+    from optimizer import cli
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=buffer, width=80))
+    cli._print_frame(pd.DataFrame({"territory_id": ["T1", "T2"], "rep_id": [None, np.nan],
+                                   "start_month": ["", ""], "quota": [1_000.0, 2_000.0]}))
+    text = buffer.getvalue()
+    header = text.splitlines()[1]
+    assert "territory_id" in header and "quota" in header
+    assert "rep_id" not in header and "start_month" not in header
+    assert text.splitlines()[-1] == "(blank, not shown: rep_id, start_month)"
+
+
 @pytest.mark.parametrize("width", [80, 160])
 def test_tables_keep_every_value_whole_on_a_narrow_terminal(
         width: int, monkeypatch: pytest.MonkeyPatch) -> None:
