@@ -1805,7 +1805,11 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
         elif sol.termination is Termination.cancelled:
             termination = Termination.cancelled
     if best_centre is None:
-        raise SolverError(f"no design found within the time limit ({settings.time_limit:g} s)")
+        raise SolverError(
+            f"no design found within the time limit ({settings.time_limit:g} s): " + (
+                "the exact search had no plan with every territory in one piece yet"
+                if contig is not None else "the exact search had no plan yet")
+            + "; raise solver.time_limit")
     gap = relative_gap(z_inc, bound)
     status = RunStatus.optimal if gap is not None and gap <= target + 1e-12 else \
         RunStatus.feasible

@@ -202,6 +202,23 @@ def test_cut_rounds_show_only_contiguous_plans(monkeypatch: pytest.MonkeyPatch) 
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(bounds))
 
 
+def test_no_contiguous_design_in_time_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No heuristic plan, and cut rounds that run out of time before any plan: the message
+    names the limit, what was missing and what to change."""
+    from optimizer import design
+    from optimizer.errors import SolverError
+    from optimizer.solve import SolutionStatus, Termination
+
+    monkeypatch.setattr(design, "locate_allocate", lambda *_, **__: None)
+    monkeypatch.setattr(contiguity, "design_start", lambda *_, **__: None)
+    monkeypatch.setattr(contiguity, "run_highs", lambda *_, **__: Solution(
+        Termination.time_limit, SolutionStatus.none, None, None, 0.0, 1.0))
+    with pytest.raises(SolverError, match=r"no design found within the time limit \(30 s\): "
+                                          r"the exact search had no plan with every territory "
+                                          r"in one piece yet; raise solver\.time_limit"):
+        _grid_design(contiguous=True)
+
+
 def test_repair_reports_what_it_cannot_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bands of ±3 % leave the grid's cut-off cell no band-keeping move: the repair keeps the
     bands, leaves the piece and says so (threshold forced to 0 to take the repair path)."""
