@@ -45,17 +45,22 @@ REPS = [(0.2, 0.5), (3.0, 1.8)]
 NC_HOMES = ["Wake", "Mecklenburg", "Buncombe", "Pitt", "Guilford"]
 
 
-def _grid_data() -> tuple[object, Scenario]:
+def _grid_accounts() -> tuple[pd.DataFrame, contiguity.UnitGraph]:
+    """One account in each cell, at its middle, and the cells' adjacency."""
     acc = pd.DataFrame({"account_id": [f"c{i}" for i in range(len(CELLS))],
                         "unit_id": [f"u{i}" for i in range(len(CELLS))],
                         "x": [x + 0.5 for x, _ in CELLS], "y": [y + 0.5 for _, y in CELLS],
                         "workload": WORKLOAD})
-    reps = pd.DataFrame({"rep_id": ["A", "B"], "x": [r[0] for r in REPS],
-                         "y": [r[1] for r in REPS], "capacity": [100.0, 100.0]})
-    data = validate_alignment(acc, reps, None, DistanceMetric.euclidean)
     units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(len(CELLS))]},
                              geometry=[box(x, y, x + 1, y + 1) for x, y in CELLS])
-    data = replace(data, units=contiguity.UnitGraph.from_polygons(units))
+    return acc, contiguity.UnitGraph.from_polygons(units)
+
+
+def _grid_data() -> tuple[object, Scenario]:
+    acc, graph = _grid_accounts()
+    reps = pd.DataFrame({"rep_id": ["A", "B"], "x": [r[0] for r in REPS],
+                         "y": [r[1] for r in REPS], "capacity": [100.0, 100.0]})
+    data = replace(validate_alignment(acc, reps, None, DistanceMetric.euclidean), units=graph)
     sc = Scenario.model_validate({
         "metric": "euclidean", "balance": {"workload": {"tolerance": 0.0, "hard": True}},
         "contiguity": True, "solver": {"time_limit": 30, "mip_gap": 0.0}})
@@ -128,18 +133,12 @@ def _grid_design(contiguous: bool, on_progress: Callable[[Progress], None] | Non
                  ) -> DesignResult:
     """The grid's 12 cells into 2 territories of exactly half the workload, centres among
     the cells."""
-    acc = pd.DataFrame({"account_id": [f"c{i}" for i in range(len(CELLS))],
-                        "unit_id": [f"u{i}" for i in range(len(CELLS))],
-                        "x": [x + 0.5 for x, _ in CELLS], "y": [y + 0.5 for _, y in CELLS],
-                        "workload": WORKLOAD})
-    units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(len(CELLS))]},
-                             geometry=[box(x, y, x + 1, y + 1) for x, y in CELLS])
+    acc, graph = _grid_accounts()
     sc = Scenario.model_validate({
         "mode": "design", "territories": 2, "metric": "euclidean", "contiguity": contiguous,
         "balance": {"workload": {"tolerance": 0.0, "hard": True}},
         "solver": {"time_limit": 30, "mip_gap": 0.0}})
-    data = DesignData(validate_accounts(acc, sc.metric)[0],
-                      units=contiguity.UnitGraph.from_polygons(units))
+    data = DesignData(validate_accounts(acc, sc.metric)[0], units=graph)
     return solve_design(data, sc, on_progress=on_progress)
 
 
