@@ -571,9 +571,14 @@ class Contiguity:
         return loads
 
     def _violation(self, load: np.ndarray, t: int) -> float:
-        lo, hi = self.bands.lo[t], self.bands.hi[t]
+        return float(self._violations(load[None], np.array([t]))[0])
+
+    def _violations(self, loads: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Per row: how far loads (N, 3) of territories ts (N,) lie outside their bands,
+        as shares of each band (summed metrics)."""
+        lo, hi = self.bands.lo[ts], self.bands.hi[ts]
         scale = np.maximum(np.where(np.isfinite(hi), hi, np.maximum(lo, 1.0)), 1e-12)
-        return float(((np.maximum(0, lo - load) + np.maximum(0, load - hi)) / scale).sum())
+        return ((np.maximum(0, lo - loads) + np.maximum(0, loads - hi)) / scale).sum(axis=-1)
 
     def repair(self, plan: np.ndarray) -> tuple[np.ndarray, list[Stray]]:
         """Move stray pieces into adjacent territories while the bands hold (see the module
@@ -874,11 +879,60 @@ class Contiguity:
                 used.add(new)
         return plan
 
+    def swap(self, plan: np.ndarray, max_swaps: int = 500) -> np.ndarray:
+        """Boundary swaps that lower the cost: a unit of s goes to d and one of d to s, both
+        bands held and both territories left in one piece. Tight bands block most single
+        moves (a unit's load has nowhere to go); a swap moves load both ways."""
+        plan = plan.copy()
+        b = self.bands
+        loads = self._loads(plan)
+        for _ in range(max_swaps):
+            moves = self.boundary_moves(plan)
+            u, src, dst = (moves[c].to_numpy() for c in ("unit", "src", "to"))
+            ok = b.allowed[u, dst]
+            if self.roots is not None:  # a centre's own unit stays in its territory
+                ok &= self.roots[src] != u
+            m = moves[ok].assign(dcost=b.cost[u, dst][ok] - b.cost[u, src][ok])
+            pairs = m.merge(m, left_on=["src", "to"], right_on=["to", "src"],
+                            suffixes=("", "_back"))
+            pairs = pairs[pairs["dcost"] + pairs["dcost_back"] < -1e-9]
+            if pairs.empty:
+                break
+            u1, u2 = pairs["unit"].to_numpy(), pairs["unit_back"].to_numpy()
+            s_, d_ = pairs["src"].to_numpy(), pairs["to"].to_numpy()
+            shift = b.amount[u1] - b.amount[u2]
+            before = self._violations(loads[s_], s_) + self._violations(loads[d_], d_)
+            after = self._violations(loads[s_] - shift, s_) + \
+                self._violations(loads[d_] + shift, d_)
+            keep = after <= before + 1e-12
+            if b.moved is not None and b.budget is not None:
+                now = float(b.moved[np.flatnonzero(plan >= 0), plan[plan >= 0]].sum())
+                keep &= now + b.moved[u1, d_] - b.moved[u1, s_] + b.moved[u2, s_] \
+                    - b.moved[u2, d_] <= b.budget + 1e-9
+            order = np.argsort((pairs["dcost"] + pairs["dcost_back"]).to_numpy())
+            done = False
+            for i in order[keep[order]][:50]:
+                trial = plan.copy()
+                trial[u1[i]], trial[u2[i]] = d_[i], s_[i]
+                if self._pieces(self._nodes_of(trial, int(s_[i]))) > 1 or \
+                        self._pieces(self._nodes_of(trial, int(d_[i]))) > 1:
+                    continue
+                plan = trial
+                loads[s_[i]] -= shift[i]
+                loads[d_[i]] += shift[i]
+                self.report.repaired_moves += 2
+                done = True
+                break
+            if not done:
+                break
+        return plan
+
     def polish(self, plan: np.ndarray, rounds: int = 10) -> np.ndarray:
-        """Cheaper contiguous plan within the bands: boundary moves and centre moves."""
+        """Cheaper contiguous plan within the bands: boundary moves, swaps and centre
+        moves."""
         best = plan
         for _ in range(rounds):
-            nxt = self.recentre(self.rebalance(best))
+            nxt = self.recentre(self.swap(self.rebalance(best)))
             if self.plan_cost(nxt) >= self.plan_cost(best) - TOL or self.strays(nxt) or \
                     not self.within_bands(nxt):
                 break

@@ -201,6 +201,37 @@ def test_cut_rounds_show_only_contiguous_plans(monkeypatch: pytest.MonkeyPatch) 
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(bounds))
 
 
+def test_polish_swaps_units_when_the_bands_block_single_moves() -> None:
+    """A 4 × 2 strip of equal cells in two territories of exactly four, centred at the
+    far corners, split with a step in the middle: any single move breaks the band, one
+    swap across the border makes two straight halves and lowers the travel."""
+    from optimizer.design import prepare
+
+    cells = [(x, y) for y in range(2) for x in range(4)]
+    acc = pd.DataFrame({"account_id": [f"c{i}" for i in range(8)],
+                        "unit_id": [f"u{i}" for i in range(8)],
+                        "x": [x + 0.5 for x, _ in cells], "y": [y + 0.5 for _, y in cells],
+                        "workload": 1.0})
+    units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(8)]},
+                             geometry=[box(x, y, x + 1, y + 1) for x, y in cells])
+    sc = Scenario.model_validate({
+        "mode": "design", "territories": 2, "metric": "euclidean", "contiguity": True,
+        "balance": {"workload": {"tolerance": 0.0}}})
+    data = DesignData(validate_accounts(acc, sc.metric)[0],
+                      units=contiguity.UnitGraph.from_polygons(units))
+    p = prepare(data, sc)
+    c = contiguity.for_design(data, sc, p)
+    assert c is not None
+    stepped = np.array([0, 0, 0, 7, 0, 7, 7, 7])  # centres: cell 0 and cell 7
+    assert not c.strays(stepped) and c.within_bands(stepped)
+    assert np.array_equal(c.rebalance(stepped), stepped)  # no single move helps
+    polished = c.polish(stepped)
+    left, right = set(polished[[0, 1, 4, 5]]), set(polished[[2, 3, 6, 7]])
+    assert len(left) == len(right) == 1 and left != right  # two straight halves
+    assert c.plan_cost(polished) < c.plan_cost(stepped) - 0.5
+    assert not c.strays(polished) and c.within_bands(polished)
+
+
 def test_no_contiguous_design_in_time_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """No heuristic plan, and cut rounds that run out of time before any plan: the message
     names the limit, what was missing and what to change."""
