@@ -1047,9 +1047,11 @@ def annotate(contiguity: Contiguity | None, result: PlanResult,
 def design_start(contig: Contiguity | None, p: DesignProblem,
                  incumbent: tuple[float, np.ndarray] | None, deadline: float,
                  threads: int | None, rounds: int = 8) -> tuple[float, np.ndarray] | None:
-    """A contiguous incumbent for a design: the heuristic's plan repaired, or else a
-    contiguous locate–allocate from its centres (allocation with cut rounds to the open
-    centres, each centre moved to the best candidate inside its territory, until stable)."""
+    """A contiguous incumbent for a design, the cheapest of: the heuristic's plan repaired
+    (and a greedy one), and a contiguous locate–allocate from its centres (allocation with
+    cut rounds to the open centres, each centre moved to the best candidate inside its
+    territory, until stable). The repair is quick, but its moves cost travel that polishing
+    wins back only in part: North Carolina into 8, repaired 5,793, allocated 5,645."""
     if contig is None:
         return incumbent
     from optimizer.design import _greedy_centres, build  # design imports this module
@@ -1062,11 +1064,9 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
         starts.insert(0, incumbent[1])
     made = [contig.contiguous_start(plan) for plan in starts]
     found = [m for m in made if m is not None]
-    if found:
-        return min(found, key=lambda m: m[0])
+    best = min(found, key=lambda m: m[0]) if found else None
     if incumbent is None:
-        return None
-    best: tuple[float, np.ndarray] | None = None
+        return best
     plan = contig.reroot(incumbent[1])
     centres = np.unique(plan[plan >= 0])
     seen: set[tuple[int, ...]] = set()
