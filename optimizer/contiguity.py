@@ -779,21 +779,13 @@ class Contiguity:
                 if b.moved is not None and b.budget is not None:
                     now = float(b.moved[np.flatnonzero(plan >= 0), plan[plan >= 0]].sum())
                     ok &= now + b.moved[u, dst] - b.moved[u, src] <= b.budget + 1e-9
-                done = False
-                for i in order[ok[order]][:50]:
-                    trial = plan.copy()
-                    trial[u[i]] = dst[i]
-                    if self._pieces(self._nodes_of(trial, int(src[i]))) > 1 or \
-                            self._pieces(self._nodes_of(trial, int(dst[i]))) > 1:
-                        continue
-                    plan = trial
-                    loads[src[i]] -= a[i]
-                    loads[dst[i]] += a[i]
-                    self.report.repaired_moves += 1
-                    done = True
+                found = self._first_in_one_piece(plan, order[ok[order]], src, dst, [(u, dst)])
+                if found is None:
                     break
-                if not done:
-                    break
+                i, plan = found
+                loads[src[i]] -= a[i]
+                loads[dst[i]] += a[i]
+                self.report.repaired_moves += 1
             if phase == "balance" and any(self._violation(loads[t], t) > 1e-12
                                           for t in np.unique(plan[plan >= 0])):
                 break  # no feasible plan to improve
@@ -910,22 +902,30 @@ class Contiguity:
                 keep &= now + b.moved[u1, d_] - b.moved[u1, s_] + b.moved[u2, s_] \
                     - b.moved[u2, d_] <= b.budget + 1e-9
             order = np.argsort((pairs["dcost"] + pairs["dcost_back"]).to_numpy())
-            done = False
-            for i in order[keep[order]][:50]:
-                trial = plan.copy()
-                trial[u1[i]], trial[u2[i]] = d_[i], s_[i]
-                if self._pieces(self._nodes_of(trial, int(s_[i]))) > 1 or \
-                        self._pieces(self._nodes_of(trial, int(d_[i]))) > 1:
-                    continue
-                plan = trial
-                loads[s_[i]] -= shift[i]
-                loads[d_[i]] += shift[i]
-                self.report.repaired_moves += 2
-                done = True
+            found = self._first_in_one_piece(plan, order[keep[order]], s_, d_,
+                                             [(u1, d_), (u2, s_)])
+            if found is None:
                 break
-            if not done:
-                break
+            i, plan = found
+            loads[s_[i]] -= shift[i]
+            loads[d_[i]] += shift[i]
+            self.report.repaired_moves += 2
         return plan
+
+    def _first_in_one_piece(self, plan: np.ndarray, order: np.ndarray, src: np.ndarray,
+                            dst: np.ndarray, change: list[tuple[np.ndarray, np.ndarray]]
+                            ) -> tuple[int, np.ndarray] | None:
+        """The first candidate i of `order` (of its first 50) whose change (unit[i] goes to
+        territory[i], for each (unit, territory) pair of arrays) leaves both territories
+        src[i] and dst[i] in one piece, and the plan after it."""
+        for i in order[:50]:
+            trial = plan.copy()
+            for unit, territory in change:
+                trial[unit[i]] = territory[i]
+            if self._pieces(self._nodes_of(trial, int(src[i]))) <= 1 and \
+                    self._pieces(self._nodes_of(trial, int(dst[i]))) <= 1:
+                return int(i), trial
+        return None
 
     def polish(self, plan: np.ndarray, rounds: int = 10) -> np.ndarray:
         """Cheaper contiguous plan within the bands: boundary moves, swaps and centre
