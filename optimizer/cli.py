@@ -146,20 +146,30 @@ def _kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
             ("Accounts moved", f"{d['accounts_moved']:,.0f} ({d['accounts_moved_share']:.1%})"),
             ("Workload moved", f"{d['workload_moved']:,.0f} ({d['workload_moved_share']:.1%})"),
         ]
+    if "geography" in kpis:
+        g = kpis["geography"]
+        if math.isfinite(g["compactness_mean"]):
+            rows.append(("Compactness: mean (Polsby–Popper)", f"{g['compactness_mean']:.2f}"))
+        if "disconnected_territories" in g:
+            rows.append(("Territories in more than one piece",
+                         f"{g['disconnected_territories']}"))
     return rows
 
 
-def _print_result(result: AlignmentResult | DesignResult, out: Path, title: str) -> None:
-    r = result.report
+def _print_result(result: AlignmentResult | DesignResult, summary: dict[str, Any], out: Path,
+                  title: str) -> None:
+    """The KPI table and status line of a finished run, from the summary.json just written
+    (so the geography KPIs and the output warnings show too)."""
+    r, kpis = result.report, summary["kpis"]
     table = Table(title=title)
     table.add_column("KPI")
-    after = _kpi_rows(result.kpis["after"])
-    before = _kpi_rows(result.kpis["before"]) if "before" in result.kpis else None
-    if before:
+    after = _kpi_rows(kpis["after"])
+    before = dict(_kpi_rows(kpis["before"])) if "before" in kpis else None
+    if before is not None:
         table.add_column("Before", justify="right")
-    table.add_column("After" if before else "Plan", justify="right")
-    for i, (name, value) in enumerate(after):
-        table.add_row(name, *([before[i][1]] if before else []), value)
+    table.add_column("After" if before is not None else "Plan", justify="right")
+    for name, value in after:
+        table.add_row(name, *([before.get(name, "")] if before is not None else []), value)
     console.print(table)
     gap = "n/a" if r.gap is None else f"{r.gap:.3%}"
     bound = "none" if r.bound is None else f"{r.bound:.6g}"
@@ -170,7 +180,7 @@ def _print_result(result: AlignmentResult | DesignResult, out: Path, title: str)
         f"gap {gap} in {r.seconds:.1f} s (model build {r.seconds_build:.1f} s, "
         f"HiGHS {r.seconds_solve:.1f} s); {r.pricing['pairs_allowed']:,} pairs in scope, "
         f"{r.pricing['pairs_in_mip']:,} in the final MIP", soft_wrap=whole)
-    for w in result.warnings:
+    for w in summary["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", soft_wrap=whole)
     console.print(f"Outputs written to {out}/")
 
@@ -199,9 +209,10 @@ class _Run:
     units: gpd.GeoDataFrame | None
 
 
-def _write_outputs(out: Path, run: _Run) -> None:
+def _write_outputs(out: Path, run: _Run) -> dict[str, Any]:
     """CSV tables, summary.json, and the geography: territories.geojson, map.png, map.html,
-    workbook.xlsx (their KPIs — compactness, contiguity — go into summary.json too)."""
+    workbook.xlsx (their KPIs — compactness, contiguity — go into summary.json too).
+    Returns the summary written."""
     result = run.result
     summary = result.summary()
     with warnings.catch_warnings(record=True) as caught:
@@ -213,6 +224,7 @@ def _write_outputs(out: Path, run: _Run) -> None:
                            *(str(w.message) for w in caught if w.category is OutputWarning)]
     write_tables(out, summary, {"assignments": result.assignments,
                                 "territories": geo.territories})
+    return summary
 
 
 @contextmanager
@@ -243,8 +255,7 @@ def _execute(out: Path, quiet: bool, title: str,
     with _exit_codes(out):
         with _progress(quiet) as progress:
             done = run(progress)
-        _write_outputs(out, done)
-        _print_result(done.result, out, title)
+        _print_result(done.result, _write_outputs(out, done), out, title)
 
 
 @app.command()

@@ -84,8 +84,8 @@ def test_unknown_dataset_is_an_input_error() -> None:
 def test_outputs_maps_workbook_and_compare(tmp_path: Path) -> None:
     """A run writes the geography too, and `territory compare` reads two runs back."""
     a, b = tmp_path / "a", tmp_path / "b"
-    assert runner.invoke(app, ["align", "--dataset", "us-regional", "--out", str(a),
-                               "--quiet"]).exit_code == 0
+    ran = runner.invoke(app, ["align", "--dataset", "us-regional", "--out", str(a), "--quiet"])
+    assert ran.exit_code == 0, ran.output
     tight = tmp_path / "tight.yaml"
     tight.write_text("circuity: 1.2\nbalance:\n  workload: {tolerance: 0.05}\n")
     assert runner.invoke(app, ["align", "--dataset", "us-regional", "--scenario", str(tight),
@@ -95,6 +95,10 @@ def test_outputs_maps_workbook_and_compare(tmp_path: Path) -> None:
     summary = json.loads((a / "summary.json").read_text())
     assert 0 < summary["kpis"]["after"]["geography"]["compactness_mean"] <= 1
     assert "compactness" in pd.read_csv(a / "territories.csv").columns
+    # The terminal's KPI table shows the geography too, before and after.
+    row = next(line for line in ran.stdout.splitlines() if "Compactness" in line)
+    geo = {k: summary["kpis"][k]["geography"]["compactness_mean"] for k in ("before", "after")}
+    assert [c.strip() for c in row.split("│")[2:4]] == [f"{geo[k]:.2f}" for k in geo], row
     res = runner.invoke(app, ["compare", str(a), str(b)])
     assert res.exit_code == 0, res.output
     moved = (pd.read_csv(a / "assignments.csv").set_index("account_id")["rep_id"]
@@ -176,3 +180,25 @@ def test_tables_keep_every_value_whole_on_a_narrow_terminal(
     assert max(len(line) for line in text.splitlines()) <= width
     assert "T01" in text and "18,052,663" in text
     assert ("of 17 columns shown" in text) == (width == 80)
+
+
+def test_output_warnings_reach_the_terminal(tmp_path: Path) -> None:
+    """A design on a distance matrix alone has nothing to draw: the warning that the maps are
+    not written shows under the result, not only in summary.json."""
+    (tmp_path / "accounts.csv").write_text("account_id,workload\na,1\nb,1\nc,1\nd,1\n")
+    pos = {"a": 0, "b": 1, "c": 10, "d": 11}
+    (tmp_path / "distances.csv").write_text("from_id,to_id,distance\n" + "".join(
+        f"{i},{j},{abs(pos[i] - pos[j])}\n" for i in pos for j in pos))
+    (tmp_path / "s.yaml").write_text("mode: design\nmetric: matrix\n"
+                                     "balance: {workload: {tolerance: 0.0}}\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["design", "--accounts", str(tmp_path / "accounts.csv"),
+                              "--distances", str(tmp_path / "distances.csv"), "--territories",
+                              "2", "--scenario", str(tmp_path / "s.yaml"), "--out", str(out),
+                              "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objective"] == pytest.approx(2.0)  # {a, b} and {c, d}
+    assert not (out / "map.png").exists()
+    note = next(w for w in summary["warnings"] if "no coordinates" in w)
+    assert f"warning: {note}" in res.stdout

@@ -455,6 +455,9 @@ def test_nc_align_with_reps_in_county_seats(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kpis"]["contiguity"]["method"] == "exact"
     assert summary["kpis"]["after"]["geography"]["disconnected_parts"] == 0
+    # The planner sees it on the terminal too.
+    row = next(line for line in res.stdout.splitlines() if "more than one piece" in line)
+    assert row.split("│")[-2].strip() == "0", row
     assert summary["bound"] <= summary["objective"] + 1e-9
     pieces = _one_piece(out, accounts, units)
     assert len(pieces) == len(NC_HOMES) and set(pieces.values()) == {0}, pieces
