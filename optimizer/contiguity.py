@@ -47,6 +47,7 @@ that cannot be fixed are reported in the warnings and in summary.json.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -519,7 +520,7 @@ class Contiguity:
             self.report.cuts += self._add_to_model(model, where, self.cuts_for(strays))
             fixed, unfixed = self.repair(plan)
             if not unfixed:
-                fixed = self.polish(fixed, rounds=3)
+                fixed = self.polish(fixed, rounds=3, deadline=started + limit)
                 cost = self.plan_cost(fixed)
                 if best is None or cost < best[0] - TOL:
                     best = (cost, fixed)
@@ -743,16 +744,19 @@ class Contiguity:
         m = m[m["t"] != m["to"]]
         return m[["unit", "t", "to"]].drop_duplicates().rename(columns={"t": "src"})
 
-    def rebalance(self, plan: np.ndarray, max_moves: int = 2000,
-                  improve: bool = True) -> np.ndarray:
+    def rebalance(self, plan: np.ndarray, max_moves: int = 2000, improve: bool = True,
+                  deadline: float = math.inf) -> np.ndarray:
         """Boundary moves that keep every territory in one piece: first while they reduce
         the total band violation (most first, then least cost), then, with `improve`, while
-        they lower the cost within the bands."""
+        they lower the cost within the bands; no new move after `deadline`
+        (`time.perf_counter()`)."""
         plan = plan.copy()
         b = self.bands
         loads = self._loads(plan)
         for phase in ("balance", "cost") if improve else ("balance",):
             for _ in range(max_moves):
+                if time.perf_counter() > deadline:
+                    break
                 moves = self.boundary_moves(plan)
                 if moves.empty:
                     break
@@ -763,11 +767,9 @@ class Contiguity:
                 if self.roots is not None:  # a centre's own unit stays in its territory
                     ok &= ~(self.roots[src] == u)
                 a = b.amount[u]
-                before = np.array([self._violation(loads[s], s) + self._violation(loads[d], d)
-                                   for s, d in zip(src, dst, strict=True)])
-                after = np.array([self._violation(loads[s] - x, s) +
-                                  self._violation(loads[d] + x, d)
-                                  for s, d, x in zip(src, dst, a, strict=True)])
+                before = self._violations(loads[src], src) + self._violations(loads[dst], dst)
+                after = self._violations(loads[src] - a, src) + \
+                    self._violations(loads[dst] + a, dst)
                 dcost = b.cost[u, dst] - b.cost[u, src]
                 if phase == "balance":
                     gain = before - after
@@ -871,7 +873,8 @@ class Contiguity:
                 used.add(new)
         return plan
 
-    def swap(self, plan: np.ndarray, max_swaps: int = 500) -> np.ndarray:
+    def swap(self, plan: np.ndarray, max_swaps: int = 500,
+             deadline: float = math.inf) -> np.ndarray:
         """Boundary swaps that lower the cost: a unit of s goes to d and one of d to s, both
         bands held and both territories left in one piece. Tight bands block most single
         moves (a unit's load has nowhere to go); a swap moves load both ways."""
@@ -879,6 +882,8 @@ class Contiguity:
         b = self.bands
         loads = self._loads(plan)
         for _ in range(max_swaps):
+            if time.perf_counter() > deadline:
+                break
             moves = self.boundary_moves(plan)
             u, src, dst = (moves[c].to_numpy() for c in ("unit", "src", "to"))
             ok = b.allowed[u, dst]
@@ -927,12 +932,17 @@ class Contiguity:
                 return int(i), trial
         return None
 
-    def polish(self, plan: np.ndarray, rounds: int = 10) -> np.ndarray:
+    def polish(self, plan: np.ndarray, rounds: int = 10,
+               deadline: float = math.inf) -> np.ndarray:
         """Cheaper contiguous plan within the bands: boundary moves, swaps and centre
-        moves."""
+        moves, none begun after `deadline` (`time.perf_counter()`): on thousands of units
+        each move rescans the borders, and the solve's time limit holds."""
         best = plan
         for _ in range(rounds):
-            nxt = self.recentre(self.swap(self.rebalance(best)))
+            if time.perf_counter() > deadline:
+                break
+            nxt = self.recentre(self.swap(self.rebalance(best, deadline=deadline),
+                                          deadline=deadline))
             if self.plan_cost(nxt) >= self.plan_cost(best) - TOL or self.strays(nxt) or \
                     not self.within_bands(nxt):
                 break
@@ -945,9 +955,11 @@ class Contiguity:
         used = np.unique(plan[plan >= 0])
         return bool(all(self.roots[t] >= 0 and plan[self.roots[t]] == t for t in used))
 
-    def contiguous_start(self, plan: np.ndarray) -> tuple[float, np.ndarray] | None:
-        """A heuristic plan made contiguous (repaired, centres inside their territories), with
-        its cost; None when that fails and the exact method must not rely on it."""
+    def contiguous_start(self, plan: np.ndarray, deadline: float = math.inf
+                         ) -> tuple[float, np.ndarray] | None:
+        """A heuristic plan made contiguous (repaired, centres inside their territories, then
+        polished until `deadline`), with its cost; None when that fails and the exact method
+        must not rely on it."""
         fixed, unfixed = self.repair(self.reroot(plan))
         fixed = self.reroot(fixed)
         if not unfixed and not self.within_bands(fixed):
@@ -959,7 +971,7 @@ class Contiguity:
                 return None
             self.note_unfixed(unfixed)
         elif self.in_play <= POLISH_UNITS:
-            fixed = self.polish(fixed)
+            fixed = self.polish(fixed, deadline=deadline)
         return self.plan_cost(fixed), fixed
 
     def repair_final(self, plan: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -1062,7 +1074,9 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     starts = [centres[np.argmin(travel, axis=1)]]
     if incumbent is not None:
         starts.insert(0, incumbent[1])
-    made = [contig.contiguous_start(plan) for plan in starts]
+    # Each start's polish gets a share of the phase, as each allocation below does.
+    per_start = (deadline - time.perf_counter()) / ALLOCATION_SHARES
+    made = [contig.contiguous_start(plan, time.perf_counter() + per_start) for plan in starts]
     found = [m for m in made if m is not None]
     best = min(found, key=lambda m: m[0]) if found else None
     if incumbent is None:

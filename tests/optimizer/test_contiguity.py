@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -230,6 +231,8 @@ def test_polish_swaps_units_when_the_bands_block_single_moves() -> None:
     assert len(left) == len(right) == 1 and left != right  # two straight halves
     assert c.plan_cost(polished) < c.plan_cost(stepped) - 0.5
     assert not c.strays(polished) and c.within_bands(polished)
+    # Past its deadline polishing begins no move: the solve's time limit holds.
+    assert np.array_equal(c.polish(stepped, deadline=time.perf_counter()), stepped)
 
 
 def test_no_contiguous_design_in_time_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
