@@ -104,12 +104,14 @@ HEURISTIC_SHARE = 0.25
 BOUND_SHARE = 0.6
 CORE_SHARE = 0.15
 # With contiguity: the contiguous start (after locate–allocate) until this share, the bound
-# until the next, and no core heuristic (its plans need not be contiguous).
+# until the next (to the end when fixing leaves too many pairs for the exact search), and no
+# core heuristic (its plans need not be contiguous).
 CONTIGUOUS_START_SHARE = 0.6
 CONTIGUOUS_BOUND_SHARE = 0.75
 # The exact search after fixing is skipped above this many pairs (a Pyomo build and a MIP
 # that size do not close a gap within a planner's time limit).
 MIP_PAIRS_MAX = 400_000
+OVERTIME_CHECK_SECONDS = 5.0  # how often an ascent in overtime checks whether fixing caught up
 # A run that ends this long before its deadline, gap open, reports `stalled`, not the limit.
 STALL_SECONDS = 1.0
 LP_METHOD = "ipm"
@@ -1285,13 +1287,30 @@ ASCENT_PATIENCE = 30
 ASCENT_UNITS_PER_STEP = 50
 
 
+def _fixing(p: DesignProblem, lag: Lagrangian, rel: _Relaxed, plan: np.ndarray,
+            level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (U, J) and the closed centres after fixing: what no plan cheaper than
+    `level` can use goes, except the pairs and centres of `plan`."""
+    with np.errstate(invalid="ignore"):
+        keep = (lag.pair_bounds(rel) <= level).T & p.allowed
+        closed = lag.closed | (rel.centre_bounds() > level)
+    closed[plan] = False
+    keep[:, closed] = False
+    keep[np.arange(p.n_units), plan] = True
+    return keep, closed
+
+
 def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | None,
                       deadline: float, target: float, threads: int | None,
                       improve: bool, tell: Any, should_stop: StopCheck | None,
-                      core_seconds: float = 0.0) -> _Pruned:
+                      core_seconds: float = 0.0, overtime: float | None = None) -> _Pruned:
     """Subgradient ascent on the Lagrangian dual (Polyak steps towards the incumbent), with
     centres closed on the way, then the core heuristic (`improve`; its MIP at most
-    `core_seconds`), and the pairs that cannot be in a better plan dropped at the end."""
+    `core_seconds`), and the pairs that cannot be in a better plan dropped at the end.
+
+    With `overtime` (no heuristic follows), the ascent goes on past `deadline` until then
+    while fixing leaves too many pairs for the exact search: the bound is all it can still
+    gain."""
     started = time.perf_counter()
     integral = _integral_objective(p)
     lag = Lagrangian(p)
@@ -1312,10 +1331,26 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
     # where an allocation is a quick MIP.
     merging = improve and p.n_units * p.n_territories <= ALLOCATE_LP_PAIRS
     centre_sets: dict[tuple[int, ...], float] = {}
+    until = deadline
+
+    def go_on() -> bool:
+        nonlocal until
+        if should_stop is not None and should_stop():
+            return False
+        now = time.perf_counter()
+        if now < until:
+            return True
+        if overtime is None or now >= overtime or incumbent is None or best_rel is None:
+            return False
+        level = _prune_level(z, target, integral)[0]
+        if _fixing(p, lag, best_rel, incumbent[1], level)[0].sum() <= MIP_PAIRS_MAX:
+            return False
+        until = min(overtime, now + OVERTIME_CHECK_SECONDS)
+        return True
+
     # At least one step, even past the deadline: any λ gives a bound, and a step is cheap
     # next to the heuristic that may have used the time (a run always reports a bound).
-    while iterations == 0 or (time.perf_counter() < deadline and
-                              not (should_stop and should_stop())):
+    while iterations == 0 or go_on():
         rel = lag.evaluate(lam, nu)
         iterations += 1
         if merging and math.isfinite(rel.bound):
@@ -1411,13 +1446,8 @@ def _lagrangian_phase(p: DesignProblem, incumbent: tuple[float, np.ndarray] | No
         return _Pruned(incumbent, bound, floor, None, closed, [], stats)
     # Pairs and centres that cannot be in a plan cheaper than the prune level are dropped.
     t, fl = _prune_level(z, target, integral)
-    with np.errstate(invalid="ignore"):
-        keep = (lag.pair_bounds(best_rel) <= t).T & p.allowed
-        closed |= best_rel.centre_bounds() > t
+    keep, closed = _fixing(p, lag, best_rel, incumbent[1], t)
     floor = min(floor, fl)
-    closed[incumbent[1]] = False
-    keep[:, closed] = False
-    keep[np.arange(p.n_units), incumbent[1]] = True
     stats["centres_fixed_closed"] = int(closed.sum())
     cuts = [(best_rel.lam, best_rel.value)]
     return _Pruned(incumbent, bound, floor, keep, closed, cuts, stats)
@@ -1618,9 +1648,12 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
         # The core heuristic runs unless contiguity is required (its plans need not be).
         tell("lagrangian", z_inc if incumbent else None, msg="Lagrangian bound")
         share = BOUND_SHARE if contig is None else CONTIGUOUS_BOUND_SHARE
+        # With contiguity no heuristic follows: when the exact search cannot start either,
+        # the bound may take the rest of the time.
         pruned = _lagrangian_phase(p, incumbent, started + share * settings.time_limit,
                                    target, settings.threads, contig is None, tell, should_stop,
-                                   core_seconds=CORE_SHARE * settings.time_limit)
+                                   core_seconds=CORE_SHARE * settings.time_limit,
+                                   overtime=None if contig is None else deadline)
         incumbent = pruned.incumbent
         z_inc = incumbent[0] if incumbent else math.inf
         bound0, floor, keep, closed = pruned.bound, pruned.floor, pruned.keep, pruned.closed

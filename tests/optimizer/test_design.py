@@ -666,6 +666,28 @@ def test_a_run_out_of_time_still_reports_a_bound_and_never_builds_a_giant_model(
 
 
 
+def test_the_ascent_takes_overtime_only_while_the_exact_search_could_not_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With contiguity no heuristic follows the bound: past its deadline the ascent goes on
+    (until `overtime`) while fixing leaves too many pairs for the exact search, and stops
+    at the deadline when the exact search could take over."""
+    from optimizer import design
+
+    p = _scattered_design(np.random.default_rng(4), 40, 3, 0.2)
+    incumbent = design.locate_allocate(p, time.perf_counter() + 30, None)
+    assert incumbent is not None
+
+    def ascent() -> int:
+        pruned = design._lagrangian_phase(p, incumbent, time.perf_counter() - 1.0, 0.0, None,
+                                          False, lambda *_, **__: None, None,
+                                          overtime=time.perf_counter() + 60)
+        return int(pruned.stats["lagrangian_iterations"])
+
+    assert ascent() == 1  # 40 × 40 pairs: the exact search can start
+    monkeypatch.setattr(design, "MIP_PAIRS_MAX", 0)
+    assert ascent() > 1
+
+
 def test_a_two_metric_design_whose_lp_runs_out_of_time_says_why(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With bands on two metrics over too many pairs for dense knapsacks the bound is the
