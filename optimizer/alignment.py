@@ -78,6 +78,9 @@ from optimizer.solve import (
 
 ELASTIC_PENALTY = 1e4  # per fair share of violation, times the objective scale
 MAX_PRICING_ROUNDS = 60
+# With contiguity on large inputs (the repair method), the share of the time limit kept for
+# repairing the plan's cut-off pieces and polishing the repaired plan.
+REPAIR_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -691,6 +694,9 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     p = prepare(data, scenario)
     s = Scaled.of(p)
     contig = contiguity.for_alignment(data, scenario, p, s)  # None unless contiguity: true
+    if contig is not None and not contig.exact:
+        # Large inputs: the plan's pieces are repaired, and the repair polished, at the end.
+        clock.limit *= 1 - REPAIR_SHARE
     to_normal = 1.0 / s.obj_scale
     warnings: list[str] = []
     for metric in METRICS:
@@ -820,7 +826,10 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
 
     repaired = False
     if contig is not None and not contig.exact:  # large inputs: repair the plan's pieces
-        best_unit, repaired = contig.repair_final(best_unit)
+        clock.tell("repair", z_inc * to_normal, bound * to_normal,
+                   message="reattaching cut-off pieces")
+        best_unit, repaired = contig.repair_final(best_unit,
+                                                  clock.start + settings.time_limit)
         z_inc = contig.plan_cost(best_unit) if repaired else z_inc
     status = RunStatus.optimal if termination is Termination.optimal and not repaired else \
         RunStatus.feasible

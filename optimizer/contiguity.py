@@ -719,8 +719,9 @@ class Contiguity:
             trial = plan.copy()
             trial[s.units] = t2
             trial[w] = t
-            if not any(x.territory in (t, t2) for x in self.strays(trial)
-                       if not np.isin(x.nodes, s.nodes).all()):
+            # Only t and t2 change: check their node sets, not the whole map's pieces.
+            if self._pieces(self._nodes_of(trial, t)) <= 1 and \
+                    self._pieces(self._nodes_of(trial, t2)) <= 1:
                 return w
         return None
 
@@ -747,9 +748,9 @@ class Contiguity:
     def rebalance(self, plan: np.ndarray, max_moves: int = 2000, improve: bool = True,
                   deadline: float = math.inf) -> np.ndarray:
         """Boundary moves that keep every territory in one piece: first while they reduce
-        the total band violation (most first, then least cost), then, with `improve`, while
-        they lower the cost within the bands; no new move after `deadline`
-        (`time.perf_counter()`)."""
+        the total band violation (most first, then least cost; a swap when no single move
+        does), then, with `improve`, while they lower the cost within the bands; no new move
+        after `deadline` (`time.perf_counter()`)."""
         plan = plan.copy()
         b = self.bands
         loads = self._loads(plan)
@@ -783,6 +784,11 @@ class Contiguity:
                     ok &= now + b.moved[u, dst] - b.moved[u, src] <= b.budget + 1e-9
                 found = self._first_in_one_piece(plan, order[ok[order]], src, dst, [(u, dst)])
                 if found is None:
+                    if phase == "balance":
+                        swapped = self._swap_once(plan, loads, balance=True)
+                        if swapped is not None:
+                            plan = swapped
+                            continue
                     break
                 i, plan = found
                 loads[src[i]] -= a[i]
@@ -879,42 +885,60 @@ class Contiguity:
         bands held and both territories left in one piece. Tight bands block most single
         moves (a unit's load has nowhere to go); a swap moves load both ways."""
         plan = plan.copy()
-        b = self.bands
         loads = self._loads(plan)
         for _ in range(max_swaps):
             if time.perf_counter() > deadline:
                 break
-            moves = self.boundary_moves(plan)
-            u, src, dst = (moves[c].to_numpy() for c in ("unit", "src", "to"))
-            ok = b.allowed[u, dst]
-            if self.roots is not None:  # a centre's own unit stays in its territory
-                ok &= self.roots[src] != u
-            m = moves[ok].assign(dcost=b.cost[u, dst][ok] - b.cost[u, src][ok])
-            pairs = m.merge(m, left_on=["src", "to"], right_on=["to", "src"],
-                            suffixes=("", "_back"))
-            pairs = pairs[pairs["dcost"] + pairs["dcost_back"] < -1e-9]
-            if pairs.empty:
+            swapped = self._swap_once(plan, loads, balance=False)
+            if swapped is None:
                 break
-            u1, u2 = pairs["unit"].to_numpy(), pairs["unit_back"].to_numpy()
-            s_, d_ = pairs["src"].to_numpy(), pairs["to"].to_numpy()
-            shift = b.amount[u1] - b.amount[u2]
-            before = self._violations(loads[s_], s_) + self._violations(loads[d_], d_)
-            after = self._violations(loads[s_] - shift, s_) + \
-                self._violations(loads[d_] + shift, d_)
+            plan = swapped
+        return plan
+
+    def _swap_once(self, plan: np.ndarray, loads: np.ndarray,
+                   balance: bool) -> np.ndarray | None:
+        """The plan after one boundary swap (`loads` updated in place), or None. With
+        `balance`, the swap that most lowers the band violation (then costs least): where
+        every neighbour sits at its limit, a swap shifts just the difference of two units'
+        loads. Otherwise the cheapest swap that lowers the cost and no violation."""
+        b = self.bands
+        moves = self.boundary_moves(plan)
+        u, src, dst = (moves[c].to_numpy() for c in ("unit", "src", "to"))
+        ok = b.allowed[u, dst]
+        if self.roots is not None:  # a centre's own unit stays in its territory
+            ok &= self.roots[src] != u
+        m = moves[ok].assign(dcost=b.cost[u, dst][ok] - b.cost[u, src][ok])
+        pairs = m.merge(m, left_on=["src", "to"], right_on=["to", "src"],
+                        suffixes=("", "_back"))
+        dcost = (pairs["dcost"] + pairs["dcost_back"]).to_numpy()
+        if not balance:
+            pairs, dcost = pairs[dcost < -1e-9], dcost[dcost < -1e-9]
+        if pairs.empty:
+            return None
+        u1, u2 = pairs["unit"].to_numpy(), pairs["unit_back"].to_numpy()
+        s_, d_ = pairs["src"].to_numpy(), pairs["to"].to_numpy()
+        shift = b.amount[u1] - b.amount[u2]
+        before = self._violations(loads[s_], s_) + self._violations(loads[d_], d_)
+        after = self._violations(loads[s_] - shift, s_) + \
+            self._violations(loads[d_] + shift, d_)
+        if balance:
+            keep = before - after > 1e-12
+            order = np.lexsort((dcost, after - before))
+        else:
             keep = after <= before + 1e-12
-            if b.moved is not None and b.budget is not None:
-                now = float(b.moved[np.flatnonzero(plan >= 0), plan[plan >= 0]].sum())
-                keep &= now + b.moved[u1, d_] - b.moved[u1, s_] + b.moved[u2, s_] \
-                    - b.moved[u2, d_] <= b.budget + 1e-9
-            order = np.argsort((pairs["dcost"] + pairs["dcost_back"]).to_numpy())
-            found = self._first_in_one_piece(plan, order[keep[order]], s_, d_,
-                                             [(u1, d_), (u2, s_)])
-            if found is None:
-                break
-            i, plan = found
-            loads[s_[i]] -= shift[i]
-            loads[d_[i]] += shift[i]
-            self.report.repaired_moves += 2
+            order = np.argsort(dcost)
+        if b.moved is not None and b.budget is not None:
+            now = float(b.moved[np.flatnonzero(plan >= 0), plan[plan >= 0]].sum())
+            keep &= now + b.moved[u1, d_] - b.moved[u1, s_] + b.moved[u2, s_] \
+                - b.moved[u2, d_] <= b.budget + 1e-9
+        found = self._first_in_one_piece(plan, order[keep[order]], s_, d_,
+                                         [(u1, d_), (u2, s_)])
+        if found is None:
+            return None
+        i, plan = found
+        loads[s_[i]] -= shift[i]
+        loads[d_[i]] += shift[i]
+        self.report.repaired_moves += 2
         return plan
 
     def _first_in_one_piece(self, plan: np.ndarray, order: np.ndarray, src: np.ndarray,
@@ -974,11 +998,16 @@ class Contiguity:
             fixed = self.polish(fixed, deadline=deadline)
         return self.plan_cost(fixed), fixed
 
-    def repair_final(self, plan: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Large inputs: the solved plan repaired; True when the plan changed."""
+    def repair_final(self, plan: np.ndarray, deadline: float = math.inf
+                     ) -> tuple[np.ndarray, bool]:
+        """Large inputs: the solved plan repaired, then polished until `deadline` (the
+        repair's moves cost travel); True when the plan changed."""
         fixed, unfixed = self.repair(plan)
         self.note_unfixed(unfixed)
-        return fixed, not np.array_equal(fixed, plan)
+        changed = not np.array_equal(fixed, plan)
+        if changed and not unfixed and self.in_play <= POLISH_UNITS:
+            fixed = self.polish(fixed, deadline=deadline)
+        return fixed, changed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -202,27 +202,33 @@ def test_cut_rounds_show_only_contiguous_plans(monkeypatch: pytest.MonkeyPatch) 
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(bounds))
 
 
-def test_polish_swaps_units_when_the_bands_block_single_moves() -> None:
-    """A 4 × 2 strip of equal cells in two territories of exactly four, centred at the
-    far corners, split with a step in the middle: any single move breaks the band, one
-    swap across the border makes two straight halves and lowers the travel."""
+def _strip(workload: list[float], tolerance: float) -> contiguity.Contiguity:
+    """A design's contiguity over a 4 × 2 strip of unit cells (cells 0–3 the bottom row),
+    two territories centred at the far corners (cells 0 and 7)."""
     from optimizer.design import prepare
 
     cells = [(x, y) for y in range(2) for x in range(4)]
     acc = pd.DataFrame({"account_id": [f"c{i}" for i in range(8)],
                         "unit_id": [f"u{i}" for i in range(8)],
                         "x": [x + 0.5 for x, _ in cells], "y": [y + 0.5 for _, y in cells],
-                        "workload": 1.0})
+                        "workload": workload})
     units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(8)]},
                              geometry=[box(x, y, x + 1, y + 1) for x, y in cells])
     sc = Scenario.model_validate({
         "mode": "design", "territories": 2, "metric": "euclidean", "contiguity": True,
-        "balance": {"workload": {"tolerance": 0.0}}})
+        "balance": {"workload": {"tolerance": tolerance}}})
     data = DesignData(validate_accounts(acc, sc.metric)[0],
                       units=contiguity.UnitGraph.from_polygons(units))
-    p = prepare(data, sc)
-    c = contiguity.for_design(data, sc, p)
+    c = contiguity.for_design(data, sc, prepare(data, sc))
     assert c is not None
+    return c
+
+
+def test_polish_swaps_units_when_the_bands_block_single_moves() -> None:
+    """A 4 × 2 strip of equal cells in two territories of exactly four, centred at the
+    far corners, split with a step in the middle: any single move breaks the band, one
+    swap across the border makes two straight halves and lowers the travel."""
+    c = _strip([1.0] * 8, 0.0)
     stepped = np.array([0, 0, 0, 7, 0, 7, 7, 7])  # centres: cell 0 and cell 7
     assert not c.strays(stepped) and c.within_bands(stepped)
     assert np.array_equal(c.rebalance(stepped), stepped)  # no single move helps
@@ -233,6 +239,18 @@ def test_polish_swaps_units_when_the_bands_block_single_moves() -> None:
     assert not c.strays(polished) and c.within_bands(polished)
     # Past its deadline polishing begins no move: the solve's time limit holds.
     assert np.array_equal(c.polish(stepped, deadline=time.perf_counter()), stepped)
+
+
+def test_rebalance_restores_the_bands_by_a_swap_when_no_single_move_can() -> None:
+    """Cells of 2 and 3 h, a band of 9.5–10.5 h, and a stepped split of 11 and 9 h: moving
+    a cell of 2 h only turns it into 9 and 11, one of 3 h makes it worse; swapping a 3 for
+    a 2 across the border gives 10 and 10 (two straight halves)."""
+    c = _strip([2, 3, 3, 2, 3, 2, 2, 3], 0.05)
+    stepped = np.array([0, 0, 0, 7, 0, 7, 7, 7])
+    assert not c.strays(stepped) and not c.within_bands(stepped)
+    fixed = c.rebalance(stepped, improve=False)
+    assert c.within_bands(fixed) and not c.strays(fixed)
+    assert np.array_equal(fixed, [0, 0, 7, 7, 0, 0, 7, 7])
 
 
 def test_no_contiguous_design_in_time_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,6 +357,44 @@ def test_repair_path_on_north_carolina(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.report.objective >= free.report.objective - 1e-9
     assert result.report.status.value == "feasible"
 
+
+
+def test_repair_path_makes_a_grid_of_1600_units_whole(tmp_path: Path) -> None:
+    """Units beyond the exact method: 40 × 40 cells with random workloads, 20 reps at random
+    cells with 20 % headroom, ±10 %. The plan's ragged borders leave pieces whose reattaching
+    pushes territories just outside their bands, with every neighbour at a band limit: only
+    swaps restore the bands. The old repair left 10 territories in 68 pieces."""
+    rng = np.random.default_rng(1)
+    side, size = 40, 0.05
+    ids = [f"u{i}_{j}" for i in range(side) for j in range(side)]
+    lat = np.repeat(np.arange(side), side) * size + 35.0
+    lon = np.tile(np.arange(side), side) * size - 90.0
+    gpd.GeoDataFrame({"unit_id": ids}, crs="EPSG:4326",
+                     geometry=[box(x, y, x + size, y + size) for x, y in zip(lon, lat, strict=True)]
+                     ).to_file(tmp_path / "units.geojson", driver="GeoJSON")
+    workload = rng.gamma(2.0, 10.0, len(ids))
+    pd.DataFrame({"account_id": ids, "lat": lat + size / 2, "lon": lon + size / 2,
+                  "workload": workload, "unit_id": ids}).to_csv(tmp_path / "accounts.csv",
+                                                                index=False)
+    homes = rng.choice(len(ids), 20, replace=False)
+    pd.DataFrame({"rep_id": [f"R{k:02d}" for k in range(20)], "lat": lat[homes] + size / 2,
+                  "lon": lon[homes] + size / 2, "capacity": 1.2 * workload.sum() / 20}
+                 ).to_csv(tmp_path / "reps.csv", index=False)
+    (tmp_path / "s.yaml").write_text("contiguity: true\nbalance: {workload: {tolerance: 0.10}}\n"
+                                     "solver: {time_limit: 30}\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["align", "--accounts", str(tmp_path / "accounts.csv"), "--reps",
+                              str(tmp_path / "reps.csv"), "--units",
+                              str(tmp_path / "units.geojson"), "--scenario",
+                              str(tmp_path / "s.yaml"), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    c = summary["kpis"]["contiguity"]
+    assert c["method"] == "repair" and c["unfixed_parts"] == 0, c
+    pieces = _one_piece(out, tmp_path / "accounts.csv", tmp_path / "units.geojson")
+    assert len(pieces) == 20 and set(pieces.values()) == {0}, pieces
+    assert _max_deviation(out, tmp_path / "accounts.csv", "rep_id") <= 0.10 + 1e-9
+    assert summary["bound"] <= summary["objective"]
 
 def test_island_is_exempt_with_a_warning() -> None:
     """A unit with no neighbour cannot make the scenario infeasible: it is exempt, said so."""
