@@ -202,21 +202,23 @@ def test_cut_rounds_show_only_contiguous_plans(monkeypatch: pytest.MonkeyPatch) 
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(bounds))
 
 
-def _strip(workload: list[float], tolerance: float) -> contiguity.Contiguity:
-    """A design's contiguity over a 4 × 2 strip of unit cells (cells 0–3 the bottom row),
-    two territories centred at the far corners (cells 0 and 7)."""
+def _strip(workload: list[float], tolerance: float, columns: int = 4, rows: int = 2,
+           territories: int = 2) -> contiguity.Contiguity:
+    """A design's contiguity over a strip of unit cells, `columns` × `rows` (cells
+    0 … columns − 1 the bottom row), every cell a candidate centre."""
     from optimizer.design import prepare
 
-    cells = [(x, y) for y in range(2) for x in range(4)]
-    acc = pd.DataFrame({"account_id": [f"c{i}" for i in range(8)],
-                        "unit_id": [f"u{i}" for i in range(8)],
+    n = columns * rows
+    cells = [(x, y) for y in range(rows) for x in range(columns)]
+    acc = pd.DataFrame({"account_id": [f"c{i}" for i in range(n)],
+                        "unit_id": [f"u{i}" for i in range(n)],
                         "x": [x + 0.5 for x, _ in cells], "y": [y + 0.5 for _, y in cells],
                         "workload": workload})
-    units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(8)]},
+    units = gpd.GeoDataFrame({"unit_id": [f"u{i}" for i in range(n)]},
                              geometry=[box(x, y, x + 1, y + 1) for x, y in cells])
     sc = Scenario.model_validate({
-        "mode": "design", "territories": 2, "metric": "euclidean", "contiguity": True,
-        "balance": {"workload": {"tolerance": tolerance}}})
+        "mode": "design", "territories": territories, "metric": "euclidean",
+        "contiguity": True, "balance": {"workload": {"tolerance": tolerance}}})
     data = DesignData(validate_accounts(acc, sc.metric)[0],
                       units=contiguity.UnitGraph.from_polygons(units))
     c = contiguity.for_design(data, sc, prepare(data, sc))
@@ -229,7 +231,7 @@ def test_polish_swaps_units_when_the_bands_block_single_moves() -> None:
     far corners, split with a step in the middle: any single move breaks the band, one
     swap across the border makes two straight halves and lowers the travel."""
     c = _strip([1.0] * 8, 0.0)
-    stepped = np.array([0, 0, 0, 7, 0, 7, 7, 7])  # centres: cell 0 and cell 7
+    stepped = np.array([0, 0, 0, 7, 0, 7, 7, 7])  # centres at the far corners
     assert not c.strays(stepped) and c.within_bands(stepped)
     assert np.array_equal(c.rebalance(stepped), stepped)  # no single move helps
     polished = c.polish(stepped)
@@ -251,6 +253,17 @@ def test_rebalance_restores_the_bands_by_a_swap_when_no_single_move_can() -> Non
     fixed = c.rebalance(stepped, improve=False)
     assert c.within_bands(fixed) and not c.strays(fixed)
     assert np.array_equal(fixed, [0, 0, 7, 7, 0, 0, 7, 7])
+
+
+def test_rebalance_passes_load_along_a_chain_of_territories() -> None:
+    """A row of 12 equal cells in three territories that must hold exactly 4 each: 3, 4
+    and 5 cells. No single move or swap lowers the violation (B is full, and equal cells
+    swap no load); moving a cell from C to B, then one from B to A, does."""
+    c = _strip([1.0] * 12, 0.0, columns=12, rows=1, territories=3)
+    plan = np.array([0] * 3 + [5] * 4 + [11] * 5)  # centres at cells 0, 5 and 11
+    assert not c.strays(plan) and not c.within_bands(plan)
+    fixed = c.rebalance(plan, improve=False)
+    assert np.array_equal(fixed, [0] * 4 + [5] * 4 + [11] * 4)
 
 
 def test_no_contiguous_design_in_time_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
