@@ -584,18 +584,20 @@ class Contiguity:
         scale = np.maximum(np.where(np.isfinite(hi), hi, np.maximum(lo, 1.0)), 1e-12)
         return ((np.maximum(0, lo - loads) + np.maximum(0, loads - hi)) / scale).sum(axis=-1)
 
-    def repair(self, plan: np.ndarray) -> tuple[np.ndarray, list[Stray]]:
+    def repair(self, plan: np.ndarray, deadline: float = math.inf
+               ) -> tuple[np.ndarray, list[Stray]]:
         """Move stray pieces into adjacent territories while the bands hold (see the module
         docstring); when some cannot move so, reattach every piece and restore the bands by
-        boundary moves that keep territories whole. Returns the plan and the pieces it could
-        not fix (the plan then keeps the bands and leaves those pieces cut off)."""
+        boundary moves that keep territories whole (none begun after `deadline`). Returns the
+        plan and the pieces it could not fix (the plan then keeps the bands and leaves those
+        pieces cut off)."""
         first, unfixed = self._reattach(plan, keep_bands=True)
         if not unfixed:
             return first, []
         counted = self.report.repaired_moves
         loose, left = self._reattach(first, keep_bands=False)
         if not left:
-            balanced = self.rebalance(loose, improve=False)
+            balanced = self.rebalance(loose, improve=False, deadline=deadline)
             if self.within_bands(balanced) and not self.strays(balanced):
                 return balanced, []
         self.report.repaired_moves = counted  # those moves were not kept
@@ -1020,10 +1022,10 @@ class Contiguity:
         """A heuristic plan made contiguous (repaired, centres inside their territories, then
         polished until `deadline`), with its cost; None when that fails and the exact method
         must not rely on it."""
-        fixed, unfixed = self.repair(self.reroot(plan))
+        fixed, unfixed = self.repair(self.reroot(plan), deadline)
         fixed = self.reroot(fixed)
         if not unfixed and not self.within_bands(fixed):
-            fixed = self.rebalance(fixed, improve=False)
+            fixed = self.rebalance(fixed, improve=False, deadline=deadline)
             if not self.within_bands(fixed):
                 return None
         if unfixed or not self.roots_ok(fixed):
