@@ -604,18 +604,21 @@ class Contiguity:
         return first, unfixed
 
     def within_bands(self, plan: np.ndarray) -> bool:
-        loads = self._loads(plan)
-        return all(self._violation(loads[t], t) <= 1e-12 for t in np.unique(plan[plan >= 0]))
+        used = np.unique(plan[plan >= 0])
+        return bool((self._violations(self._loads(plan)[used], used) <= 1e-12).all())
+
+    def _moved(self, plan: np.ndarray) -> float:
+        """What the plan moves away from today's reps, in the disruption budget's measure."""
+        assert self.bands.moved is not None
+        ok = plan >= 0
+        return float(self.bands.moved[np.flatnonzero(ok), plan[ok]].sum())
 
     def _reattach(self, plan: np.ndarray, keep_bands: bool,
                   max_rounds: int = 50) -> tuple[np.ndarray, list[Stray]]:
         plan = plan.copy()
         b = self.bands
         loads = self._loads(plan)
-        moved = 0.0
-        if b.moved is not None:
-            ok = plan >= 0
-            moved = float(b.moved[np.flatnonzero(ok), plan[ok]].sum())
+        moved = self._moved(plan) if b.moved is not None else 0.0
         strays: list[Stray] = []
         for _ in range(max_rounds):
             strays = self.strays(plan)
@@ -724,9 +727,7 @@ class Contiguity:
             trial = plan.copy()
             trial[s.units] = t2
             trial[w] = t
-            # Only t and t2 change: check their node sets, not the whole map's pieces.
-            if self._pieces(self._nodes_of(trial, t)) <= 1 and \
-                    self._pieces(self._nodes_of(trial, t2)) <= 1:
+            if self._in_one_piece(trial, t, t2):
                 return w
         return None
 
@@ -735,6 +736,11 @@ class Contiguity:
             return len(nodes)
         n, _ = connected_components(self.adj[nodes][:, nodes], directed=False)
         return int(n)
+
+    def _in_one_piece(self, plan: np.ndarray, *territories: int) -> bool:
+        """Whether each of these territories is one piece (only they changed: checking
+        them, not every territory's pieces, keeps a move's check cheap on large maps)."""
+        return all(self._pieces(self._nodes_of(plan, t)) <= 1 for t in territories)
 
     def _nodes_of(self, plan: np.ndarray, t: int) -> np.ndarray:
         return np.unique(self.pair_node[plan[self.pair_unit] == t])
@@ -774,8 +780,7 @@ class Contiguity:
                 if self.roots is not None:  # a centre's own unit stays in its territory
                     base &= ~(self.roots[src] == u)
                 if b.moved is not None and b.budget is not None:
-                    now = float(b.moved[np.flatnonzero(plan >= 0), plan[plan >= 0]].sum())
-                    base &= now + b.moved[u, dst] - b.moved[u, src] <= b.budget + 1e-9
+                    base &= self._moved(plan) + b.moved[u, dst] - b.moved[u, src] <= b.budget + 1e-9
                 a = b.amount[u]
                 before = self._violations(loads[src], src) + self._violations(loads[dst], dst)
                 after = self._violations(loads[src] - a, src) + \
@@ -812,8 +817,7 @@ class Contiguity:
                 loads[src[i]] -= a[i]
                 loads[dst[i]] += a[i]
                 self.report.repaired_moves += 1
-            if phase == "balance" and any(self._violation(loads[t], t) > 1e-12
-                                          for t in np.unique(plan[plan >= 0])):
+            if phase == "balance" and not self.within_bands(plan):
                 break  # no feasible plan to improve
         return plan
 
@@ -966,8 +970,7 @@ class Contiguity:
             keep = after <= before + 1e-12
             order = np.argsort(dcost)
         if b.moved is not None and b.budget is not None:
-            now = float(b.moved[np.flatnonzero(plan >= 0), plan[plan >= 0]].sum())
-            keep &= now + b.moved[u1, d_] - b.moved[u1, s_] + b.moved[u2, s_] \
+            keep &= self._moved(plan) + b.moved[u1, d_] - b.moved[u1, s_] + b.moved[u2, s_] \
                 - b.moved[u2, d_] <= b.budget + 1e-9
         found = self._first_in_one_piece(plan, order[keep[order]], s_, d_,
                                          [(u1, d_), (u2, s_)])
@@ -989,8 +992,7 @@ class Contiguity:
             trial = plan.copy()
             for unit, territory in change:
                 trial[unit[i]] = territory[i]
-            if self._pieces(self._nodes_of(trial, int(src[i]))) <= 1 and \
-                    self._pieces(self._nodes_of(trial, int(dst[i]))) <= 1:
+            if self._in_one_piece(trial, int(src[i]), int(dst[i])):
                 return int(i), trial
         return None
 
@@ -1141,7 +1143,8 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     starts = [centres[np.argmin(travel, axis=1)]]
     if incumbent is not None:
         starts.insert(0, incumbent[1])
-    # Each start's polish gets a share of the phase, as each allocation below does.
+    # Each start (its repair and polish) gets a share of the phase, as each allocation below
+    # does.
     per_start = (deadline - time.perf_counter()) / ALLOCATION_SHARES
     made = [contig.contiguous_start(plan, time.perf_counter() + per_start) for plan in starts]
     found = [m for m in made if m is not None]
