@@ -34,6 +34,7 @@ from optimizer.geo import load_units, unit_components
 from optimizer.io import read_alignment, read_design
 from optimizer.solve import Progress, Solution
 from optimizer.validate import validate_accounts, validate_alignment
+from tests.optimizer.grids import write_grid
 
 runner = CliRunner()
 
@@ -377,36 +378,20 @@ def test_repair_path_makes_a_grid_of_1600_units_whole(tmp_path: Path) -> None:
     cells with 20 % headroom, ±10 %. The plan's ragged borders leave pieces whose reattaching
     pushes territories just outside their bands, with every neighbour at a band limit: only
     swaps restore the bands. The old repair left 10 territories in 68 pieces."""
-    rng = np.random.default_rng(1)
-    side, size = 40, 0.05
-    ids = [f"u{i}_{j}" for i in range(side) for j in range(side)]
-    lat = np.repeat(np.arange(side), side) * size + 35.0
-    lon = np.tile(np.arange(side), side) * size - 90.0
-    gpd.GeoDataFrame({"unit_id": ids}, crs="EPSG:4326",
-                     geometry=[box(x, y, x + size, y + size) for x, y in zip(lon, lat, strict=True)]
-                     ).to_file(tmp_path / "units.geojson", driver="GeoJSON")
-    workload = rng.gamma(2.0, 10.0, len(ids))
-    pd.DataFrame({"account_id": ids, "lat": lat + size / 2, "lon": lon + size / 2,
-                  "workload": workload, "unit_id": ids}).to_csv(tmp_path / "accounts.csv",
-                                                                index=False)
-    homes = rng.choice(len(ids), 20, replace=False)
-    pd.DataFrame({"rep_id": [f"R{k:02d}" for k in range(20)], "lat": lat[homes] + size / 2,
-                  "lon": lon[homes] + size / 2, "capacity": 1.2 * workload.sum() / 20}
-                 ).to_csv(tmp_path / "reps.csv", index=False)
+    paths = write_grid(tmp_path, side=40, reps=20)
     (tmp_path / "s.yaml").write_text("contiguity: true\nbalance: {workload: {tolerance: 0.10}}\n"
                                      "solver: {time_limit: 30}\n")
     out = tmp_path / "out"
-    res = runner.invoke(app, ["align", "--accounts", str(tmp_path / "accounts.csv"), "--reps",
-                              str(tmp_path / "reps.csv"), "--units",
-                              str(tmp_path / "units.geojson"), "--scenario",
+    res = runner.invoke(app, ["align", "--accounts", str(paths["accounts"]), "--reps",
+                              str(paths["reps"]), "--units", str(paths["units"]), "--scenario",
                               str(tmp_path / "s.yaml"), "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     c = summary["kpis"]["contiguity"]
     assert c["method"] == "repair" and c["unfixed_parts"] == 0, c
-    pieces = _one_piece(out, tmp_path / "accounts.csv", tmp_path / "units.geojson")
+    pieces = _one_piece(out, paths["accounts"], paths["units"])
     assert len(pieces) == 20 and set(pieces.values()) == {0}, pieces
-    assert _max_deviation(out, tmp_path / "accounts.csv", "rep_id") <= 0.10 + 1e-9
+    assert _max_deviation(out, paths["accounts"], "rep_id") <= 0.10 + 1e-9
     assert summary["bound"] <= summary["objective"]
 
 def test_island_is_exempt_with_a_warning() -> None:
