@@ -689,8 +689,9 @@ class Contiguity:
 
     def _hand_back(self, plan: np.ndarray, loads: np.ndarray, moved: float, s: Stray, t2: int,
                    a: np.ndarray) -> int | None:
-        """A unit of t2 next to t's anchor piece that can go to t so that both bands hold and
-        t2 stays in one piece."""
+        """A unit of t2 next to t (outside the piece s) that can go to t so that both bands
+        hold, t loses a piece and t2 gains none. Not "both in one piece": t's other stray
+        pieces go in later moves, and a territory in three pieces could never pass that."""
         b = self.bands
         t = s.territory
         t_nodes = np.unique(self.pair_node[plan[self.pair_unit] == t])
@@ -699,6 +700,8 @@ class Contiguity:
             else np.zeros(0, dtype=np.int64)
         cands = self.units_at_nodes(near)
         cands = cands[(plan[cands] == t2) & b.allowed[cands, t]]
+        if self.roots is not None:  # a centre's own unit stays in its territory
+            cands = cands[cands != self.roots[t2]]
         before = self._violation(loads[t], t) + self._violation(loads[t2], t2)
         lt = loads[t] - a + b.amount[cands]
         l2 = loads[t2] + a - b.amount[cands]
@@ -709,11 +712,13 @@ class Contiguity:
                 b.moved[cands, t] - b.moved[cands, t2]
             ok &= moved + d <= b.budget + 1e-9
         options = cands[ok]
+        pieces_t, pieces_t2 = (self._pieces(self._nodes_of(plan, x)) for x in (t, t2))
         for w in options[np.argsort(b.cost[options, t] - b.cost[options, t2], kind="stable")]:
             trial = plan.copy()
             trial[s.units] = t2
             trial[w] = t
-            if self._in_one_piece(trial, t, t2):
+            if self._pieces(self._nodes_of(trial, t)) < pieces_t and \
+                    self._pieces(self._nodes_of(trial, t2)) <= pieces_t2:
                 return int(w)
         return None
 
