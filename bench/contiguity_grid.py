@@ -4,8 +4,9 @@ realigned among reps, or designed into territories, with `contiguity: true` thro
     python bench/contiguity_grid.py SIDE COUNT [--design] [--limit S] [--tolerance T]
 
 prints one JSON line: wall seconds of the CLI run, status, objective, bound, gap, the
-contiguity KPIs (method, repair moves, parts left unfixed) and the territories in more than
-one piece, recounted from assignments.csv and the units file (geo.unit_components).
+contiguity KPIs (method, repair moves, pairs split again, parts left unfixed) and the
+territories in more than one piece, recounted from assignments.csv and the units file
+(geo.unit_components).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def run(side: int, count: int, design: bool, limit: float, tolerance: float) -> 
             "limit": limit, "wall": round(wall, 1), "seconds": round(summary["seconds"], 1),
             "status": summary["status"], "objective": summary["objective"],
             "bound": summary["bound"], "gap": summary["gap"], "method": c.get("method"),
-            "repair_moves": c.get("repair_moves"), "unfixed_parts": c.get("unfixed_parts"),
+            "repair_moves": c.get("repair_moves"), "border_resplits": c.get("border_resplits"),
+            "unfixed_parts": c.get("unfixed_parts"),
             "territories_in_pieces": sum(n > 1 for n in parts.values())}
 
 

@@ -42,7 +42,9 @@ Repair (above `EXACT_UNITS` nodes, and to turn any plan into a contiguous start)
 Stray components, smallest first, move whole to an adjacent territory when the bands (and
 eligibility, locks, the disruption budget) still hold, choosing the move that costs least;
 when none does, a move paired with one unit handed back across the border is tried. Parts
-that cannot be fixed are reported in the warnings and in summary.json.
+that cannot be fixed are reported in the warnings and in summary.json. A realignment's
+repaired plan is then polished by local moves and by `optimizer.border_search`, which splits
+pairs of bordering territories again by a small MIP with these cuts.
 """
 
 from __future__ import annotations
@@ -159,12 +161,14 @@ class ContiguityReport:
     rounds: int = 0
     cuts: int = 0
     repaired_moves: int = 0
+    border_resplits: int = 0  # pairs of territories split again by border_search
     exempt_units: list[str] = field(default_factory=list)
     unfixed: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"enforced": True, "method": self.method, "cut_rounds": self.rounds,
                 "cuts": self.cuts, "repair_moves": self.repaired_moves,
+                "border_resplits": self.border_resplits,
                 "exempt_units": self.exempt_units[:50],
                 "exempt_unit_count": len(self.exempt_units),
                 "unfixed_parts": len(self.unfixed), "unfixed": self.unfixed[:50]}
@@ -723,10 +727,14 @@ class Contiguity:
         return None
 
     def _pieces(self, nodes: np.ndarray) -> int:
+        return self.components(nodes)[0]
+
+    def components(self, nodes: np.ndarray) -> tuple[int, np.ndarray]:
+        """How many pieces these nodes make, and each node's piece."""
         if len(nodes) <= 1:
-            return len(nodes)
-        n, _ = connected_components(self.adj[nodes][:, nodes], directed=False)
-        return int(n)
+            return len(nodes), np.zeros(len(nodes), dtype=np.int32)
+        n, labels = connected_components(self.adj[nodes][:, nodes], directed=False)
+        return int(n), labels
 
     def _in_one_piece(self, plan: np.ndarray, *territories: int) -> bool:
         """Whether each of these territories is one piece (only they changed: checking
@@ -1036,13 +1044,15 @@ class Contiguity:
 
     def repair_final(self, plan: np.ndarray, deadline: float = math.inf
                      ) -> tuple[np.ndarray, bool]:
-        """Large inputs: the solved plan repaired, then polished until `deadline` (the
-        repair's moves cost travel); True when the plan changed."""
+        """Large inputs: the solved plan repaired, then polished and its borders searched
+        until `deadline` (the repair's moves cost travel); True when the plan changed."""
+        from optimizer.border_search import improve  # it builds on this class
+
         fixed, unfixed = self.repair(plan)
         self.note_unfixed(unfixed)
         changed = not np.array_equal(fixed, plan)
         if changed and not unfixed and self.in_play <= POLISH_UNITS:
-            fixed = self.polish(fixed, deadline=deadline)
+            fixed = improve(self, self.polish(fixed, deadline=deadline), deadline)
         return fixed, changed
 
 

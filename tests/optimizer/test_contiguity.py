@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry import box
 from typer.testing import CliRunner
 
-from optimizer import contiguity
+from optimizer import border_search, contiguity
 from optimizer.alignment import solve as solve_alignment
 from optimizer.cli import app
 from optimizer.datasets import get_dataset_or_raise
@@ -244,6 +244,60 @@ def test_polish_swaps_units_when_the_bands_block_single_moves() -> None:
     assert np.array_equal(c.polish(stepped, deadline=time.perf_counter()), stepped)
 
 
+def _cells_connected(cells: list[int], columns: int) -> bool:
+    """Whether these cells of a grid (row-major, `columns` wide) are one rook-connected
+    piece: a breadth-first search of its own, independent of optimizer.contiguity."""
+    inside = set(cells)
+    if not inside:
+        return True
+    first = cells[0]
+    todo, seen = deque([first]), {first}
+    while todo:
+        i = todo.popleft()
+        x = i % columns
+        for j in (i - 1 if x > 0 else -1, i + 1 if x < columns - 1 else -1, i - columns,
+                  i + columns):
+            if j in inside and j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return len(seen) == len(inside)
+
+
+def test_border_search_splits_a_pair_again_at_the_contiguous_optimum(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4 × 4 grid in two territories centred at opposite corners, workload ±10 %: from
+    the costliest contiguous split, splitting the pair again by the MIP with cut rounds gives
+    the cheapest one, and with at most two cells moved away from it, the cheapest such split
+    (brute force over all 2^14 splits, with a connectivity check of its own). Past its
+    deadline the search changes nothing."""
+    monkeypatch.setattr(border_search, "PAIR_SECONDS", 60.0)  # rounds, not time, are tested
+    workload = [3, 1, 2, 2, 1, 2, 3, 1, 1, 2, 2, 1, 3, 2, 1, 1]
+    c = _strip([float(v) for v in workload], 0.10, columns=4, rows=4)
+    a, b = 0, 15  # the corner cells' centres
+    half = sum(workload) / 2
+    splits = []
+    for bits in itertools.product([True, False], repeat=14):
+        plan = np.array([a, *np.where(bits, a, b), b])
+        mine, rest = (np.flatnonzero(plan == t).tolist() for t in (a, b))
+        if abs(sum(workload[i] for i in mine) / half - 1) <= 0.10 + 1e-9 and \
+                _cells_connected(mine, 4) and _cells_connected(rest, 4):
+            splits.append((c.plan_cost(plan), plan))
+    best = min(cost for cost, _ in splits)
+    worst_cost, worst = max(splits, key=lambda s: s[0])
+    assert np.array_equal(border_search.improve(c, worst, deadline=time.perf_counter()), worst)
+    found = border_search.improve(c, worst)
+    assert c.plan_cost(found) == pytest.approx(best) and best < worst_cost - 5
+    assert found[a] == a and found[b] == b and c.within_bands(found) and not c.strays(found)
+    assert c.report.border_resplits >= 1
+    # A disruption budget: at most two cells away from the costliest split.
+    moved = (np.arange(c.n_terr)[None, :] != worst[:, None]).astype(float)
+    c.bands = replace(c.bands, moved=moved, budget=2.0)
+    near = min(cost for cost, plan in splits if (plan != worst).sum() <= 2)
+    assert best + 1 < near < worst_cost - 1  # the budget binds, and leaves a gain
+    found = border_search.improve(c, worst)
+    assert (found != worst).sum() <= 2 and c.plan_cost(found) == pytest.approx(near)
+
+
 def test_rebalance_restores_the_bands_by_a_swap_when_no_single_move_can() -> None:
     """Cells of 2 and 3 h, a band of 9.5–10.5 h, and a stepped split of 11 and 9 h: moving
     a cell of 2 h only turns it into 9 and 11, one of 3 h makes it worse; swapping a 3 for
@@ -389,6 +443,7 @@ def test_repair_path_makes_a_grid_of_1600_units_whole(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     c = summary["kpis"]["contiguity"]
     assert c["method"] == "repair" and c["unfixed_parts"] == 0, c
+    assert c["border_resplits"] > 0, c  # the repaired plan's borders were searched
     pieces = _one_piece(out, paths["accounts"], paths["units"])
     assert len(pieces) == 20 and set(pieces.values()) == {0}, pieces
     assert _max_deviation(out, paths["accounts"], "rep_id") <= 0.10 + 1e-9
