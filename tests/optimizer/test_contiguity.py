@@ -434,7 +434,7 @@ def test_repair_path_makes_a_grid_of_1600_units_whole(tmp_path: Path) -> None:
     swaps restore the bands. The old repair left 10 territories in 68 pieces."""
     paths = write_grid(tmp_path, side=40, reps=20)
     (tmp_path / "s.yaml").write_text("contiguity: true\nbalance: {workload: {tolerance: 0.10}}\n"
-                                     "solver: {time_limit: 30}\n")
+                                     "solver: {time_limit: 15}\n")
     out = tmp_path / "out"
     res = runner.invoke(app, ["align", "--accounts", str(paths["accounts"]), "--reps",
                               str(paths["reps"]), "--units", str(paths["units"]), "--scenario",
