@@ -135,7 +135,7 @@ def _resplit(contig: Contiguity, plan: np.ndarray, s: int, d: int,
 def _away(contig: Contiguity, trial: np.ndarray, t: int, root_nodes: set[int]
           ) -> list[np.ndarray]:
     """The nodes of each piece of t that does not hold its root."""
-    nodes = contig._nodes_of(trial, t)
+    nodes = contig.nodes_of(trial, t)
     n, labels = contig.components(nodes)
     if n <= 1:
         return []
@@ -157,8 +157,8 @@ def _hand_over(contig: Contiguity, trial: np.ndarray, pair: tuple[int, int],
                 return None
             out[inside] = other
     b = contig.bands
-    if not contig._in_one_piece(out, *pair) or (
-            b.budget is not None and contig._moved(out) > b.budget + 1e-9):
+    if not contig.in_one_piece(out, *pair) or (
+            b.budget is not None and contig.moved_amount(out) > b.budget + 1e-9):
         return None
     if not contig.within_bands(out):
         counted = contig.report.repaired_moves  # resplits are counted apart
@@ -213,7 +213,7 @@ def build(contig: Contiguity, plan: np.ndarray, units: np.ndarray, s: int, d: in
         if np.isfinite(hi):
             m.bands.add(load <= float(hi))
     if b.moved is not None and b.budget is not None:
-        left = b.budget - contig._moved(plan) + b.moved[units, plan[units]].sum()
+        left = b.budget - contig.moved_amount(plan) + b.moved[units, plan[units]].sum()
         dm = b.moved[units, s] - b.moved[units, d]
         m.budget = pyo.Constraint(expr=pyo.quicksum(float(dm[i]) * m.z[i] for i in range(k))
                                   <= float(left - b.moved[units, d].sum()) + 1e-9)

@@ -614,7 +614,7 @@ class Contiguity:
         used = np.unique(plan[plan >= 0])
         return bool((self._violations(self._loads(plan)[used], used) <= 1e-12).all())
 
-    def _moved(self, plan: np.ndarray) -> float:
+    def moved_amount(self, plan: np.ndarray) -> float:
         """What the plan moves away from today's reps, in the disruption budget's measure."""
         assert self.bands.moved is not None
         ok = plan >= 0
@@ -625,7 +625,7 @@ class Contiguity:
         plan = plan.copy()
         b = self.bands
         loads = self._loads(plan)
-        moved = self._moved(plan) if b.moved is not None else 0.0
+        moved = self.moved_amount(plan) if b.moved is not None else 0.0
         strays: list[Stray] = []
         for _ in range(max_rounds):
             strays = self.strays(plan)
@@ -698,7 +698,7 @@ class Contiguity:
         pieces go in later moves, and a territory in three pieces could never pass that."""
         b = self.bands
         t = s.territory
-        t_nodes = np.unique(self.pair_node[plan[self.pair_unit] == t])
+        t_nodes = self.nodes_of(plan, t)
         t_nodes = np.setdiff1d(t_nodes, s.nodes)
         near = np.setdiff1d(np.unique(self.adj[t_nodes].indices), t_nodes) if len(t_nodes) \
             else np.zeros(0, dtype=np.int64)
@@ -716,13 +716,13 @@ class Contiguity:
                 b.moved[cands, t] - b.moved[cands, t2]
             ok &= moved + d <= b.budget + 1e-9
         options = cands[ok]
-        pieces_t, pieces_t2 = (self._pieces(self._nodes_of(plan, x)) for x in (t, t2))
+        pieces_t, pieces_t2 = (self._pieces(self.nodes_of(plan, x)) for x in (t, t2))
         for w in options[np.argsort(b.cost[options, t] - b.cost[options, t2], kind="stable")]:
             trial = plan.copy()
             trial[s.units] = t2
             trial[w] = t
-            if self._pieces(self._nodes_of(trial, t)) < pieces_t and \
-                    self._pieces(self._nodes_of(trial, t2)) <= pieces_t2:
+            if self._pieces(self.nodes_of(trial, t)) < pieces_t and \
+                    self._pieces(self.nodes_of(trial, t2)) <= pieces_t2:
                 return int(w)
         return None
 
@@ -736,12 +736,12 @@ class Contiguity:
         n, labels = connected_components(self.adj[nodes][:, nodes], directed=False)
         return int(n), labels
 
-    def _in_one_piece(self, plan: np.ndarray, *territories: int) -> bool:
+    def in_one_piece(self, plan: np.ndarray, *territories: int) -> bool:
         """Whether each of these territories is one piece (only they changed: checking
         them, not every territory's pieces, keeps a move's check cheap on large maps)."""
-        return all(self._pieces(self._nodes_of(plan, t)) <= 1 for t in territories)
+        return all(self._pieces(self.nodes_of(plan, t)) <= 1 for t in territories)
 
-    def _nodes_of(self, plan: np.ndarray, t: int) -> np.ndarray:
+    def nodes_of(self, plan: np.ndarray, t: int) -> np.ndarray:
         return np.unique(self.pair_node[plan[self.pair_unit] == t])
 
     def boundary_moves(self, plan: np.ndarray) -> pd.DataFrame:
@@ -784,7 +784,8 @@ class Contiguity:
                 if self.roots is not None:  # a centre's own unit stays in its territory
                     base &= ~(self.roots[src] == u)
                 if b.moved is not None and b.budget is not None:
-                    base &= self._moved(plan) + b.moved[u, dst] - b.moved[u, src] <= b.budget + 1e-9
+                    base &= self.moved_amount(plan) + b.moved[u, dst] - b.moved[u, src] \
+                        <= b.budget + 1e-9
                 a = b.amount[u]
                 before = self._violations(loads[src], src) + self._violations(loads[dst], dst)
                 after = self._violations(loads[src] - a, src) + \
@@ -974,7 +975,7 @@ class Contiguity:
             keep = after <= before + 1e-12
             order = np.argsort(dcost)
         if b.moved is not None and b.budget is not None:
-            keep &= self._moved(plan) + b.moved[u1, d_] - b.moved[u1, s_] + b.moved[u2, s_] \
+            keep &= self.moved_amount(plan) + b.moved[u1, d_] - b.moved[u1, s_] + b.moved[u2, s_] \
                 - b.moved[u2, d_] <= b.budget + 1e-9
         found = self._first_in_one_piece(plan, order[keep[order]], s_, d_,
                                          [(u1, d_), (u2, s_)])
@@ -996,7 +997,7 @@ class Contiguity:
             trial = plan.copy()
             for unit, territory in change:
                 trial[unit[i]] = territory[i]
-            if self._in_one_piece(trial, int(src[i]), int(dst[i])):
+            if self.in_one_piece(trial, int(src[i]), int(dst[i])):
                 return int(i), trial
         return None
 
