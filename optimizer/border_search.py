@@ -66,10 +66,10 @@ def _bordering(contig: Contiguity, plan: np.ndarray) -> list[tuple[int, int]]:
     """Pairs of bordering territories (s < d), the cheapest single move across first."""
     moves = contig.boundary_moves(plan)
     u, src, dst = (moves[c].to_numpy() for c in ("unit", "src", "to"))
-    gain = contig.bands.cost[u, dst] - contig.bands.cost[u, src]
+    dcost = contig.bands.cost[u, dst] - contig.bands.cost[u, src]
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)
     key = lo * contig.n_terr + hi
-    order = np.argsort(gain, kind="stable")
+    order = np.argsort(dcost, kind="stable")
     _, first = np.unique(key[order], return_index=True)
     ranked = order[np.sort(first)]  # each pair at its cheapest move, cheapest first
     return [(int(lo[i]), int(hi[i])) for i in ranked]
@@ -96,9 +96,9 @@ def _resplit(contig: Contiguity, plan: np.ndarray, s: int, d: int,
     units = np.flatnonzero((plan == s) | (plan == d))
     roots = _root(contig, plan, s), _root(contig, plan, d)
     root_nodes = [set(contig.pair_node[contig.pair_unit == r].tolist()) for r in roots]
-    model = build(contig, plan, units, s, d, roots, root_nodes)
-    local = np.full(contig.n_units, -1)
+    local = np.full(contig.n_units, -1)  # unit -> its position in `units` (-1: outside)
     local[units] = np.arange(len(units))
+    model = build(contig, plan, units, local, s, d, roots, root_nodes)
     best: tuple[float, np.ndarray] | None = None
     stop = min(deadline, time.perf_counter() + PAIR_SECONDS)
     for _ in range(MAX_ROUNDS):
@@ -173,19 +173,18 @@ def _cuts(contig: Contiguity, trial: np.ndarray, t: int, piece: np.ndarray,
           local: np.ndarray) -> list[tuple[int, list[int]]]:
     """Per unit of t in a piece away from its root: (unit, units on the piece's border),
     in local indices; the border's units outside the pair are never in t."""
-    border = np.setdiff1d(np.unique(contig.adj[piece].indices), piece)
-    rhs = local[contig.units_at_nodes(border)]
+    rhs = local[contig.units_at_nodes(contig.border(piece))]
     rhs_list = [int(v) for v in rhs[rhs >= 0]]
     inside = contig.units_at_nodes(piece)
     return [(int(local[u]), rhs_list)
             for u in inside[(trial[inside] == t) & (local[inside] >= 0)]]
 
 
-def build(contig: Contiguity, plan: np.ndarray, units: np.ndarray, s: int, d: int,
-          roots: tuple[int, int], root_nodes: list[set[int]]) -> pyo.ConcreteModel:
+def build(contig: Contiguity, plan: np.ndarray, units: np.ndarray, local: np.ndarray, s: int,
+          d: int, roots: tuple[int, int], root_nodes: list[set[int]]) -> pyo.ConcreteModel:
     """The MIP of one pair (see the module docstring) over `units`, the units of s and d
-    in `plan`, keeping each root unit (at `root_nodes`) in its territory; `cuts` is an
-    empty ConstraintList for the rounds."""
+    in `plan` (`local`: each unit's position among them), keeping each root unit (at
+    `root_nodes`) in its territory; `cuts` is an empty ConstraintList for the rounds."""
     b = contig.bands
     k = len(units)
     m = pyo.ConcreteModel()
@@ -217,8 +216,6 @@ def build(contig: Contiguity, plan: np.ndarray, units: np.ndarray, s: int, d: in
         dm = b.moved[units, s] - b.moved[units, d]
         m.budget = pyo.Constraint(expr=pyo.quicksum(float(dm[i]) * m.z[i] for i in range(k))
                                   <= float(left - b.moved[units, d].sum()) + 1e-9)
-    local = np.full(contig.n_units, -1)
-    local[units] = np.arange(k)
     m.z[int(local[roots[0]])].fix(1)
     m.z[int(local[roots[1]])].fix(0)
     # A unit away from its root's node has a neighbour in its territory (the cut of the

@@ -322,7 +322,7 @@ class Contiguity:
                 if c == anchor:
                     continue
                 cn = nodes[comp == c]
-                nb = np.setdiff1d(np.unique(self.adj[cn].indices), cn)
+                nb = self.border(cn)
                 us = self.units_at_nodes(cn)
                 us = us[plan[us] == t]
                 out.append(Stray(int(t), cn, us, nb, a_unit))
@@ -700,8 +700,7 @@ class Contiguity:
         t = s.territory
         t_nodes = self.nodes_of(plan, t)
         t_nodes = np.setdiff1d(t_nodes, s.nodes)
-        near = np.setdiff1d(np.unique(self.adj[t_nodes].indices), t_nodes) if len(t_nodes) \
-            else np.zeros(0, dtype=np.int64)
+        near = self.border(t_nodes)
         cands = self.units_at_nodes(near)
         cands = cands[(plan[cands] == t2) & b.allowed[cands, t]]
         if self.roots is not None:  # a centre's own unit stays in its territory
@@ -740,6 +739,12 @@ class Contiguity:
         """Whether each of these territories is one piece (only they changed: checking
         them, not every territory's pieces, keeps a move's check cheap on large maps)."""
         return all(self._pieces(self.nodes_of(plan, t)) <= 1 for t in territories)
+
+    def border(self, nodes: np.ndarray) -> np.ndarray:
+        """The nodes next to these nodes, outside them (a piece's separator in the cuts)."""
+        if not len(nodes):
+            return np.zeros(0, dtype=np.int64)
+        return np.setdiff1d(np.unique(self.adj[nodes].indices), nodes)
 
     def nodes_of(self, plan: np.ndarray, t: int) -> np.ndarray:
         return np.unique(self.pair_node[plan[self.pair_unit] == t])
