@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,19 +10,22 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, undefer
 
 from api.config import Settings
-from api.errors import LimitExceededError, NotFoundError
+from api.errors import LimitExceededError, NotFoundError, StateConflictError
 from api.jobs.inputs import JobInputs, check_table_sizes, frame_from_csv, frame_to_csv
-from api.store.tables import Dataset, Tenant
+from api.schemas import FINISHED_STATES
+from api.store.tables import Dataset, Job, Tenant, utcnow
 from optimizer import datasets as bundled
 from optimizer.domain import DistanceMetric
 from optimizer.errors import InputError, Issue
 from optimizer.geo import UNIT_SUFFIXES, load_units
 from optimizer.io import TooManyRowsError, read_table
 from optimizer.validate import validate_alignment, validate_design
+
+log = logging.getLogger(__name__)
 
 READABLE_SUFFIXES = (".csv", ".parquet", ".geojson", ".json", ".xlsx")
 
@@ -178,24 +182,51 @@ def import_bundled(*, session: Session, tenant: Tenant, name: str,
 def get_dataset_or_raise(*, session: Session, tenant: Tenant, dataset_id: str) -> Dataset:
     """The tenant's dataset; another tenant's id is answered exactly like an unknown one."""
     dataset = session.get(Dataset, dataset_id)
-    if dataset is None or dataset.tenant_id != tenant.id:
+    if dataset is None or dataset.tenant_id != tenant.id or dataset.deleted_at is not None:
         raise NotFoundError(f"no dataset {dataset_id!r}")
     return dataset
 
 
 def list_datasets(*, session: Session, tenant: Tenant, limit: int,
                   offset: int) -> tuple[list[Dataset], int]:
-    rows = session.scalars(select(Dataset).where(Dataset.tenant_id == tenant.id)
+    where = [Dataset.tenant_id == tenant.id, Dataset.deleted_at.is_(None)]
+    rows = session.scalars(select(Dataset).where(*where)
                            .order_by(Dataset.created_at.desc(), Dataset.id)
                            .limit(limit).offset(offset)).all()
-    count = session.scalar(select(func.count()).select_from(Dataset)
-                           .where(Dataset.tenant_id == tenant.id)) or 0
+    count = session.scalar(select(func.count()).select_from(Dataset).where(*where)) or 0
     return list(rows), count
+
+
+def delete_dataset(*, session: Session, tenant: Tenant, dataset_id: str) -> None:
+    """Delete a dataset's tables. Refused while a job that reads them is queued or running
+    (cancel those first). The row stays as a tombstone (name, sizes, dates), so ended jobs
+    and batches keep their results and their `dataset_id` still says what they ran on; to
+    the API the dataset is gone (404)."""
+    dataset = get_dataset_or_raise(session=session, tenant=tenant, dataset_id=dataset_id)
+    active = session.scalar(select(func.count()).select_from(Job).where(
+        Job.dataset_id == dataset.id, Job.state.not_in(FINISHED_STATES))) or 0
+    if active:
+        raise StateConflictError(f"{active} job(s) reading dataset {dataset.id} are still "
+                                 "queued or running; cancel them or wait until they have "
+                                 "ended")
+    done = session.execute(
+        update(Dataset).where(Dataset.id == dataset.id, Dataset.deleted_at.is_(None))
+        .values(deleted_at=utcnow(), accounts_csv="", reps_csv="", distances_csv=None,
+                units_geojson=None).execution_options(synchronize_session=False))
+    session.commit()
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFoundError(f"no dataset {dataset_id!r}")  # another request deleted it
+    log.info("dataset deleted", extra={"dataset_id": dataset.id, "tenant_id": tenant.id})
 
 
 def dataset_inputs(*, session: Session, dataset_id: str, scenario: dict[str, Any]) -> JobInputs:
     """A job's inputs from a stored dataset (its tables are read back as text)."""
-    dataset = session.get_one(Dataset, dataset_id)
+    # Row and tables in one read, so a deletion in between cannot leave empty tables.
+    dataset = session.get_one(Dataset, dataset_id, options=[undefer("*")],
+                              populate_existing=True)
+    if dataset.deleted_at is not None:  # deleted while the job was being submitted
+        raise InputError([Issue("dataset_id", None, None, f"dataset {dataset_id} was deleted "
+                                "before this job ran")])
     distances = None if dataset.distances_csv is None else frame_from_csv(dataset.distances_csv)
     units = None if dataset.units_geojson is None else units_from_text(dataset.units_geojson)
     return JobInputs(scenario, frame_from_csv(dataset.accounts_csv),

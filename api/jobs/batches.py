@@ -7,13 +7,13 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
 from api.config import Settings
 from api.datasets import dataset_inputs, get_dataset_or_raise, store_dataset
-from api.errors import LimitExceededError, NotFoundError
+from api.errors import LimitExceededError, NotFoundError, StateConflictError
 from api.executors.base import Executor
 from api.jobs.inputs import JobInputs, inline_inputs
 from api.jobs.service import (
@@ -23,15 +23,17 @@ from api.jobs.service import (
     request_hash,
     runner_for,
     to_public,
+    tombstone,
 )
 from api.schemas import (
+    FINISHED_STATES,
     BatchCreate,
     BatchPublic,
     JobKind,
     JobState,
     ScenarioComparison,
 )
-from api.store.tables import Batch, Dataset, Job, Tenant
+from api.store.tables import Batch, Dataset, Job, Tenant, utcnow
 from optimizer.domain import DistanceMetric
 from optimizer.errors import InputError, Issue
 
@@ -127,9 +129,34 @@ def submit_batch(*, session: Session, tenant: Tenant, batch_in: BatchCreate,
 
 def get_batch_or_raise(*, session: Session, tenant: Tenant, batch_id: str) -> Batch:
     batch = session.get(Batch, batch_id)
-    if batch is None or batch.tenant_id != tenant.id:
+    if batch is None or batch.tenant_id != tenant.id or batch.deleted_at is not None:
         raise NotFoundError(f"no batch {batch_id!r}")
     return batch
+
+
+def delete_batch(*, session: Session, tenant: Tenant, batch_id: str) -> None:
+    """Delete a batch with all its jobs (as `service.delete_job` does) once every one has
+    ended; while any is queued or running the batch is refused whole (cancel them first).
+    Its dataset stays: it is the tenant's to delete, and other jobs may use it."""
+    batch = get_batch_or_raise(session=session, tenant=tenant, batch_id=batch_id)
+    states = session.scalars(select(Job.state).where(Job.batch_id == batch.id)).all()
+    active = sum(state not in FINISHED_STATES for state in states)
+    if active:
+        raise StateConflictError(f"{active} of the {len(states)} jobs of batch {batch.id} are "
+                                 "still queued or running; cancel them or wait until they "
+                                 "have ended")
+    # An ended job never runs again, so nothing can start between the check and the update.
+    done = session.execute(update(Batch).where(Batch.id == batch.id, Batch.deleted_at.is_(None))
+                           .values(deleted_at=utcnow(), idempotency_key=None)
+                           .execution_options(synchronize_session=False))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise NotFoundError(f"no batch {batch_id!r}")  # another request deleted it meanwhile
+    session.execute(update(Job).where(Job.batch_id == batch.id).values(**tombstone())
+                    .execution_options(synchronize_session=False))
+    session.commit()
+    log.info("batch deleted", extra={"batch_id": batch.id, "tenant_id": tenant.id,
+                                     "jobs": len(states)})
 
 
 def _kpi(summary: dict[str, Any], *path: str) -> float | None:
@@ -170,9 +197,9 @@ def batch_view(*, session: Session, batch: Batch) -> BatchPublic:
 
 def list_batches(*, session: Session, tenant: Tenant, limit: int,
                  offset: int) -> tuple[list[Batch], int]:
-    rows = session.scalars(select(Batch).where(Batch.tenant_id == tenant.id)
+    where = [Batch.tenant_id == tenant.id, Batch.deleted_at.is_(None)]
+    rows = session.scalars(select(Batch).where(*where)
                            .order_by(Batch.created_at.desc(), Batch.id)
                            .limit(limit).offset(offset)).all()
-    count = session.scalar(select(func.count()).select_from(Batch)
-                           .where(Batch.tenant_id == tenant.id)) or 0
+    count = session.scalar(select(func.count()).select_from(Batch).where(*where)) or 0
     return list(rows), count

@@ -74,15 +74,18 @@ def _failure(kind: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": kind, "message": message, **extra}
 
 
+def _invalid_input(exc: InputError) -> dict[str, Any]:
+    return _failure("invalid-input", f"{len(exc.issues)} problem(s) in the input",
+                    issues=[issue_dict(i) for i in exc.issues])
+
+
 def _solve(runner: KindRunner, inputs: JobInputs, monitor: JobMonitor) -> tuple[
         JobState, JobOutcome | None, dict[str, Any] | None]:
     controls = SolveControls(on_progress=monitor.report, should_stop=monitor.should_stop)
     try:
         outcome = runner.run(inputs, controls)
     except InputError as exc:
-        return JobState.failed, None, _failure(
-            "invalid-input", f"{len(exc.issues)} problem(s) in the input",
-            issues=[issue_dict(i) for i in exc.issues])
+        return JobState.failed, None, _invalid_input(exc)
     except InfeasibleScenarioError as exc:
         return JobState.failed, None, _failure(
             "infeasible", "infeasible: " + "; ".join(exc.reasons), reasons=exc.reasons)
@@ -114,6 +117,8 @@ def run_job(job_id: str, *, db: Database, config: RunnerConfig, worker: str) -> 
             inputs = job_inputs(session=session, job=job)
         with monitor:
             state, outcome, error = _solve(runner, inputs, monitor)
+    except InputError as exc:  # its inputs are gone (a dataset deleted as it was submitted)
+        state, outcome, error = JobState.failed, None, _invalid_input(exc)
     except Exception as exc:
         log.exception("job crashed", extra=context)
         state, outcome, error = JobState.failed, None, _failure(

@@ -31,7 +31,15 @@ from api.jobs import lifecycle
 from api.jobs.inputs import JobInputs, check_table_sizes, check_time_limit, inline_inputs
 from api.jobs.kinds import KindRunner
 from api.jobs.runner import RUNNERS
-from api.schemas import JobCreate, JobError, JobKind, JobProgress, JobPublic, JobState
+from api.schemas import (
+    FINISHED_STATES,
+    JobCreate,
+    JobError,
+    JobKind,
+    JobProgress,
+    JobPublic,
+    JobState,
+)
 from api.store.tables import Batch, Job, Tenant, utcnow
 
 log = logging.getLogger(__name__)
@@ -164,7 +172,7 @@ def submit_job(*, session: Session, tenant: Tenant, job_in: JobCreate,
 def get_job_or_raise(*, session: Session, tenant: Tenant, job_id: str) -> Job:
     """The tenant's job; another tenant's id is answered exactly like an unknown one."""
     job = session.get(Job, job_id)
-    if job is None or job.tenant_id != tenant.id:
+    if job is None or job.tenant_id != tenant.id or job.deleted_at is not None:
         raise NotFoundError(f"no job {job_id!r}")
     return job
 
@@ -172,7 +180,7 @@ def get_job_or_raise(*, session: Session, tenant: Tenant, job_id: str) -> Job:
 def list_jobs(*, session: Session, tenant: Tenant, limit: int, offset: int,
               state: JobState | None = None, batch_id: str | None = None,
               ) -> tuple[list[Job], int]:
-    where = [Job.tenant_id == tenant.id]
+    where = [Job.tenant_id == tenant.id, Job.deleted_at.is_(None)]
     if state is not None:
         where.append(Job.state == state)
     if batch_id is not None:
@@ -220,6 +228,32 @@ def cancel_job(*, session: Session, tenant: Tenant, job_id: str) -> Job:
             return job
         session.expire(job)
     raise StateConflictError(f"job {job_id} changed state while cancelling; try again")
+
+
+def tombstone() -> dict[str, Any]:
+    """A deleted job's values: its data gone, what /metrics counts (kind, state, run time)
+    kept, and its Idempotency-Key free again."""
+    return {"deleted_at": utcnow(), "payload": {}, "result": None, "summary": None,
+            "progress": None, "error": None, "label": None, "idempotency_key": None}
+
+
+def delete_job(*, session: Session, tenant: Tenant, job_id: str) -> None:
+    """Delete an ended job with its payload and result. A queued or running job is refused
+    (cancel it first: deleting it would drop work a worker may be doing), and so is a job of
+    a batch (the batch is deleted whole, so its comparison never silently loses a row)."""
+    job = get_job_or_raise(session=session, tenant=tenant, job_id=job_id)
+    if job.batch_id is not None:
+        raise StateConflictError(f"job {job.id} belongs to batch {job.batch_id}; delete the "
+                                 "batch to delete its jobs")
+    if job.state not in FINISHED_STATES:  # an ended job never runs again
+        raise StateConflictError(f"job {job.id} is {job.state}; cancel it and delete it once "
+                                 "it has ended")
+    done = session.execute(update(Job).where(Job.id == job.id, Job.deleted_at.is_(None))
+                           .values(**tombstone()).execution_options(synchronize_session=False))
+    session.commit()
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFoundError(f"no job {job_id!r}")  # another request deleted it meanwhile
+    log.info("job deleted", extra={"job_id": job.id, "tenant_id": tenant.id})
 
 
 def to_public(job: Job) -> JobPublic:

@@ -44,3 +44,9 @@ def get_batch(batch_id: str, session: SessionDep, tenant: TenantDep) -> BatchPub
     """Each job's state and a KPI comparison of the succeeded ones."""
     batch = batches.get_batch_or_raise(session=session, tenant=tenant, batch_id=batch_id)
     return batches.batch_view(session=session, batch=batch)
+
+
+@router.delete("/{batch_id}", status_code=204, responses=problems(409))
+def delete_batch(batch_id: str, session: SessionDep, tenant: TenantDep) -> None:
+    """Delete a batch and all its jobs once every one has ended; its dataset stays."""
+    batches.delete_batch(session=session, tenant=tenant, batch_id=batch_id)

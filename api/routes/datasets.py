@@ -68,3 +68,10 @@ def get_dataset(dataset_id: str, session: SessionDep, tenant: TenantDep) -> Data
     """A dataset's size and the metric it was validated for."""
     return to_public(datasets.get_dataset_or_raise(session=session, tenant=tenant,
                                                    dataset_id=dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204, responses=problems(409))
+def delete_dataset(dataset_id: str, session: SessionDep, tenant: TenantDep) -> None:
+    """Delete a dataset's tables once no queued or running job reads them; ended jobs keep
+    their results."""
+    datasets.delete_dataset(session=session, tenant=tenant, dataset_id=dataset_id)

@@ -112,3 +112,10 @@ def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobPublic
     """Cancel: a queued job ends at once; a running one stops at the solver's next check and
     ends cancelled, keeping the best plan found so far as its result (if any)."""
     return service.to_public(service.cancel_job(session=session, tenant=tenant, job_id=job_id))
+
+
+@router.delete("/{job_id}", status_code=204, responses=problems(409))
+def delete_job(job_id: str, session: SessionDep, tenant: TenantDep) -> None:
+    """Delete an ended job and its result; a queued or running job must be cancelled first,
+    and a job of a batch goes with its batch."""
+    service.delete_job(session=session, tenant=tenant, job_id=job_id)

@@ -100,7 +100,8 @@ class ApiKey(Base):
 class Dataset(Base):
     """Validated input tables, stored once as CSV text and reused by many jobs; optional unit
     polygons as GeoJSON text (WGS84, `unit_id` and geometry, as `geo.load_units` read them).
-    A dataset without reps (a design-only bundled set) has reps_count 0 and reps_csv ''."""
+    A dataset without reps (a design-only bundled set) has reps_count 0 and reps_csv ''.
+    A deleted one keeps its row (the jobs that ran on it point at it) without its tables."""
 
     __tablename__ = "datasets"
 
@@ -118,10 +119,12 @@ class Dataset(Base):
     units_count: Mapped[int | None] = mapped_column(Integer, default=None)
     units_geojson: Mapped[str | None] = mapped_column(Text, deferred=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Batch(Base):
-    """Many scenarios over one dataset; its jobs point back at it."""
+    """Many scenarios over one dataset; its jobs point back at it (a deleted batch keeps its
+    row, as its jobs do)."""
 
     __tablename__ = "batches"
     __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key",
@@ -135,13 +138,15 @@ class Batch(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     request_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Job(Base):
     """One optimization run and its whole life: queued → running → succeeded|failed|cancelled.
 
     `attempts` counts the runs started; `worker` names the process running it
-    (host:pid) and `heartbeat_at` proves that process is alive.
+    (host:pid) and `heartbeat_at` proves that process is alive. A deleted job keeps its row
+    without payload, result or label (/metrics counts ended jobs and never goes down).
     """
 
     __tablename__ = "jobs"
@@ -177,3 +182,4 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     run_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)

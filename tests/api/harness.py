@@ -187,3 +187,11 @@ def wait_for_job(client: httpx.Client, job_id: str, *, states: tuple[str, ...] =
         return job if job["state"] in states else None
 
     return wait_for(reached, timeout=timeout, what=f"job {job_id} to reach {'|'.join(states)}")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """A sample's value in a Prometheus text page (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

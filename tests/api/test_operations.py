@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.api.conftest import LocalService
-from tests.api.harness import QUICK_SCENARIO, wait_for_job
+from tests.api.harness import QUICK_SCENARIO, metric_value, wait_for_job
 
 
 def test_health_readiness_and_docs(local_service: LocalService) -> None:
@@ -23,13 +23,6 @@ def test_health_readiness_and_docs(local_service: LocalService) -> None:
         assert "ApiKey" in schema["components"]["securitySchemes"]
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def test_metrics_count_submitted_and_finished_jobs(acme: httpx.Client,
                                                    regional: dict[str, Any]) -> None:
     before = acme.get("/metrics").text
@@ -41,8 +34,8 @@ def test_metrics_count_submitted_and_finished_jobs(acme: httpx.Client,
                                                             "state": "succeeded"}),
                          ("territory_job_run_seconds_count", {"kind": "align",
                                                               "state": "succeeded"})):
-        assert _metric(after, name, **labels) >= _metric(before, name, **labels) + 1, name
-    assert _metric(after, "territory_http_requests_total", route="jobs-get_job") >= 1
+        assert metric_value(after, name, **labels) >= metric_value(before, name, **labels) + 1, name
+    assert metric_value(after, "territory_http_requests_total", route="jobs-get_job") >= 1
 
 
 def test_logs_are_json_without_keys_or_data(local_service: LocalService,

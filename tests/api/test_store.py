@@ -12,13 +12,15 @@ from alembic.migration import MigrationContext
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from api import auth
+from api import auth, datasets
 from api.config import Settings
+from api.errors import StateConflictError
 from api.jobs import lifecycle
+from api.jobs.runner import RunnerConfig, run_job
 from api.schemas import JobState
 from api.store.db import Database
 from api.store.migrate import upgrade
-from api.store.tables import ApiKey, Base, Job, utcnow
+from api.store.tables import ApiKey, Base, Dataset, Job, utcnow
 
 
 @pytest.fixture
@@ -124,3 +126,39 @@ def test_a_job_of_a_dead_local_process_is_taken_over(db: Database) -> None:
         taken = lifecycle.claim(session=session, job_id=job_id, worker="here:1",
                                 max_attempts=3)
     assert taken is not None and taken.attempt == 2
+
+
+def test_a_deleted_datasets_tables_are_gone_and_a_job_that_raced_it_fails_saying_so(
+        db: Database) -> None:
+    with db.session() as session:
+        tenant = auth.get_or_create_tenant(session=session, name="t")
+        dataset = Dataset(tenant_id=tenant.id, metric="haversine", accounts_count=1,
+                          reps_count=1, accounts_csv="account_id,lat,lon,workload\nA,1,1,1\n",
+                          reps_csv="rep_id,lat,lon,capacity\nR,1,1,1\n")
+        session.add(dataset)
+        session.flush()
+        queued = Job(tenant_id=tenant.id, kind="align", payload={}, request_hash="h",
+                     dataset_id=dataset.id)
+        session.add(queued)
+    # As in a request: the service function commits itself.
+    with db.sessions() as session, pytest.raises(StateConflictError, match="1 job"):
+        datasets.delete_dataset(session=session, tenant=tenant, dataset_id=dataset.id)
+    with db.session() as session:
+        session.get_one(Job, queued.id).state = JobState.cancelled
+    with db.sessions() as session:
+        datasets.delete_dataset(session=session, tenant=tenant, dataset_id=dataset.id)
+    with db.session() as session:
+        # A job submitted by a request that read the dataset just before it went.
+        raced = Job(tenant_id=tenant.id, kind="align", payload={}, request_hash="h",
+                    dataset_id=dataset.id)
+        session.add(raced)
+    run_job(raced.id, db=db, config=RunnerConfig(db.url, heartbeat_seconds=1, max_attempts=1),
+            worker="here:1")
+    with db.session() as session:
+        gone = session.get_one(Dataset, dataset.id)
+        assert gone.deleted_at is not None and gone.accounts_csv == gone.reps_csv == ""
+        assert session.get_one(Job, queued.id).dataset_id == dataset.id  # still says so
+        failed = session.get_one(Job, raced.id)
+        assert failed.state == JobState.failed and failed.error is not None
+        assert failed.error["type"] == "invalid-input"
+        assert "was deleted before this job ran" in failed.error["issues"][0]["message"]

@@ -78,6 +78,8 @@ def test_other_tenants_ids_are_not_found(method: str, path: str, acme: httpx.Cli
     unknown = globex.request(method, re.sub(r"/[0-9a-f]{32}", "/" + "0" * 32, url))
     assert unknown.status_code == 404
     assert theirs.json()["title"] == unknown.json()["title"]  # indistinguishable
+    if method == "DELETE":
+        return  # the owner's deletes are tested in test_delete.py, on resources of their own
     mine = acme.request(method, url)
     produced_nothing = mine.status_code == 404 and "not produced" in mine.json()["detail"]
     assert mine.status_code in (200, 202, 409) or produced_nothing, (url, mine.text)
