@@ -158,8 +158,11 @@ class ContiguityReport:
     """What the run did about contiguity (summary.json's kpis.contiguity)."""
 
     method: str
+    # MIP solves of the exact method over the whole run: a design's contiguous start solves
+    # an allocation per round too, and a round whose plan is whole (or that is given more
+    # time from the same plan) adds no cut, so `cuts` may be 0 after several rounds.
     rounds: int = 0
-    cuts: int = 0
+    cuts: int = 0  # cuts added for plans that came out in pieces
     repaired_moves: int = 0
     border_resplits: int = 0  # pairs of territories split again by border_search
     exempt_units: list[str] = field(default_factory=list)
