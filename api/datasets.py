@@ -213,9 +213,10 @@ def delete_dataset(*, session: Session, tenant: Tenant, dataset_id: str) -> None
         update(Dataset).where(Dataset.id == dataset.id, Dataset.deleted_at.is_(None))
         .values(deleted_at=utcnow(), accounts_csv="", reps_csv="", distances_csv=None,
                 units_geojson=None).execution_options(synchronize_session=False))
-    session.commit()
     if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
         raise NotFoundError(f"no dataset {dataset_id!r}")  # another request deleted it
+    session.commit()
     log.info("dataset deleted", extra={"dataset_id": dataset.id, "tenant_id": tenant.id})
 
 

@@ -245,14 +245,15 @@ def delete_job(*, session: Session, tenant: Tenant, job_id: str) -> None:
     if job.batch_id is not None:
         raise StateConflictError(f"job {job.id} belongs to batch {job.batch_id}; delete the "
                                  "batch to delete its jobs")
-    if job.state not in FINISHED_STATES:  # an ended job never runs again
+    if job.state not in FINISHED_STATES:
         raise StateConflictError(f"job {job.id} is {job.state}; cancel it and delete it once "
                                  "it has ended")
     done = session.execute(update(Job).where(Job.id == job.id, Job.deleted_at.is_(None))
                            .values(**tombstone()).execution_options(synchronize_session=False))
-    session.commit()
     if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
         raise NotFoundError(f"no job {job_id!r}")  # another request deleted it meanwhile
+    session.commit()
     log.info("job deleted", extra={"job_id": job.id, "tenant_id": tenant.id})
 
 
