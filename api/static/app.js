@@ -4,6 +4,9 @@
 const KEY_STORAGE = "territory.apiKey";
 const POLL_MS = 700;
 const MOVES_SHOWN = 200;
+const RUNS_SHOWN = 20;
+const ENDED = ["succeeded", "failed", "cancelled"];
+const PLAN_KINDS = ["align", "design"];  // what the page draws; capacity and quota are API-only
 // Distinct, colour-blind-friendly-ish colours (Tableau 10 + 2); cycled past 12 territories.
 const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
                  "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b"];
@@ -120,11 +123,14 @@ function forgetKey() {
   localStorage.removeItem(KEY_STORAGE);
   $("api-key").value = "";
   $("key-status").textContent = "Key forgotten.";
+  $("runs-count").textContent = "";
+  $("runs").replaceChildren(el("p", { class: "muted" }, "Save a key to see your runs."));
   setConnected(false);
 }
 
 function setConnected(on) {
-  for (const id of ["bundled-select", "import-bundled", "existing-select", "use-existing"]) {
+  for (const id of ["bundled-select", "import-bundled", "existing-select", "use-existing",
+                    "delete-dataset", "refresh-runs"]) {
     $(id).disabled = !on;
   }
   $("run").disabled = !(on && state.datasetId);
@@ -144,6 +150,7 @@ async function connect() {
     $("key-status").textContent = "Key saved ✓";
     setConnected(true);
     clearMessage();
+    await refreshRunsOrSay();
   } catch (error) {
     $("key-status").textContent = "Key not accepted";
     setConnected(false);
@@ -222,6 +229,30 @@ function useExisting(event) {
   if (dataset) { useDataset(dataset); clearMessage(); }
 }
 
+// Deleting a dataset removes its tables; the runs that read it keep their results. The
+// service refuses (409) while a queued or running job reads it.
+async function deleteDataset() {
+  const dataset = (state.datasets || {})[$("existing-select").value];
+  if (!dataset) return;
+  const name = dataset.name || "unnamed";
+  if (!window.confirm(`Delete the dataset "${name}" (${dataset.accounts} accounts)? ` +
+                      "Runs that used it keep their results.")) return;
+  try {
+    await api(`/v1/datasets/${dataset.id}`, { method: "DELETE" });
+    if (state.datasetId === dataset.id) {
+      state.datasetId = null;
+      $("dataset-info").textContent = "none";
+      delete $("dataset-info").dataset.id;
+      $("run").disabled = true;
+    }
+    await refreshDatasets();
+    showMessage("info", "Dataset deleted",
+                el("p", {}, `${name} is deleted; the runs that used it keep their results.`));
+  } catch (error) {
+    showProblem(error, `Deleting ${name}`);
+  }
+}
+
 async function uploadDataset(event) {
   event.preventDefault();
   const form = new FormData($("upload-form"));
@@ -292,7 +323,9 @@ async function runScenario(event) {
   } catch (error) {
     $("run").disabled = false;
     showProblem(error, "Scenario rejected");
+    return;
   }
+  await refreshRunsOrSay();
 }
 
 function schedulePoll() {
@@ -306,8 +339,9 @@ async function poll() {
     const job = await apiJson(`/v1/jobs/${jobId}`);
     if (jobId !== state.jobId) return;  // a newer run took over
     showProgress(job);
-    if (["succeeded", "failed", "cancelled"].includes(job.state)) {
+    if (ENDED.includes(job.state)) {
       await finished(job);
+      await refreshRunsOrSay();
     } else {
       schedulePoll();
     }
@@ -339,7 +373,7 @@ async function cancelJob() {
 }
 
 async function finished(job) {
-  $("run").disabled = false;
+  $("run").disabled = !state.datasetId;
   $("cancel").disabled = true;
   if (job.state === "failed" || !job.result_available) {
     showFailure(job);
@@ -492,10 +526,99 @@ function showMoves(assignments) {
 }
 
 function showCompare() {
+  if (!state.finished.length) {
+    $("compare").replaceChildren(el("p", { class: "muted" }, "No finished scenario shown."));
+    return;
+  }
   const cards = state.finished.map(({ job, summary }, i) => el("div", { class: "compare-item" },
     el("h3", {}, `${i === state.finished.length - 1 ? "Latest" : "Previous"}: ${jobTitle(job)}`),
     kpiTable(summary)));
   $("compare").replaceChildren(...cards);
+}
+
+// ---------- runs: the tenant's jobs, newest first; reopen one or delete it ----------
+
+function actionButton(label, onClick, attrs = {}) {
+  const button = el("button", { type: "button", class: "secondary small", ...attrs }, label);
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+async function refreshRuns() {
+  const list = await apiJson(`/v1/jobs?limit=${RUNS_SHOWN}`);
+  $("runs-count").textContent = list.count > list.data.length ?
+    `(latest ${list.data.length} of ${list.count})` : `(${list.count})`;
+  if (!list.data.length) {
+    $("runs").replaceChildren(el("p", { class: "muted" }, "No runs yet."));
+    return;
+  }
+  const rows = list.data.map((job) => {
+    const ended = ENDED.includes(job.state);
+    const open = PLAN_KINDS.includes(job.kind) ?
+      actionButton(ended ? "Open" : "Follow", () => openRun(job.id),
+                   { "data-action": "open" }) :
+      el("span", { class: "muted", title: "Fetch this result from the API" }, "API only");
+    const remove = actionButton("Delete", () => deleteRun(job), { "data-action": "delete",
+      class: "secondary small danger" });
+    if (!ended) {
+      remove.disabled = true;
+      remove.title = "Still running: cancel it first";
+    }
+    return el("tr", { "data-job": job.id },
+      el("td", {}, jobTitle(job)), el("td", {}, job.kind),
+      el("td", { class: `state-${job.state}` },
+         job.state + (job.result_status ? ` (${job.result_status})` : "")),
+      el("td", {}, job.created_at.slice(0, 16).replace("T", " ")),
+      el("td", { class: "buttons" }, open, remove));
+  });
+  $("runs").replaceChildren(el("table", { class: "data runs" },
+    el("thead", {}, el("tr", {}, el("th", {}, "Run"), el("th", {}, "Kind"),
+                       el("th", {}, "State"), el("th", {}, "Created (UTC)"), el("th", {}, ""))),
+    el("tbody", {}, ...rows)));
+}
+
+// Show an ended run as if it had just finished (map, figures, comparison), or follow one that
+// is still going: after a reload nothing is lost.
+async function openRun(jobId) {
+  clearMessage();
+  clearTimeout(state.pollTimer);
+  try {
+    const job = await apiJson(`/v1/jobs/${jobId}`);
+    state.jobId = job.id;
+    showProgress(job);
+    if (ENDED.includes(job.state)) {
+      await finished(job);
+    } else {
+      $("run").disabled = true;
+      $("cancel").disabled = false;
+      schedulePoll();
+    }
+  } catch (error) {
+    showProblem(error, "Opening the run");
+  }
+}
+
+async function deleteRun(job) {
+  if (!window.confirm(`Delete the run "${jobTitle(job)}"? Its result goes with it.`)) return;
+  try {
+    await api(`/v1/jobs/${job.id}`, { method: "DELETE" });
+  } catch (error) {
+    showProblem(error, `Deleting ${jobTitle(job)}`);
+    return;
+  }
+  const latest = state.finished.at(-1);
+  state.finished = state.finished.filter((f) => f.job.id !== job.id);
+  showCompare();
+  if (latest && latest.job.id === job.id) {
+    // The downloads fetch the latest result, which is gone.
+    for (const button of document.querySelectorAll("button.download")) button.disabled = true;
+    $("result-label").textContent = `— ${jobTitle(job)} (deleted)`;
+  }
+  await refreshRunsOrSay();
+}
+
+async function refreshRunsOrSay() {
+  try { await refreshRuns(); } catch (error) { showProblem(error, "Listing the runs"); }
 }
 
 // ---------- downloads (the Bearer header rules out plain links: fetch, then a Blob URL) ----------
@@ -534,6 +657,8 @@ function init() {
   $("forget-key").addEventListener("click", forgetKey);
   $("bundled-form").addEventListener("submit", importBundled);
   $("existing-form").addEventListener("submit", useExisting);
+  $("delete-dataset").addEventListener("click", deleteDataset);
+  $("refresh-runs").addEventListener("click", refreshRunsOrSay);
   $("upload-form").addEventListener("submit", uploadDataset);
   $("scenario-form").addEventListener("submit", runScenario);
   $("cancel").addEventListener("click", cancelJob);

@@ -18,7 +18,14 @@ import httpx
 import pytest
 
 from tests.api.conftest import local_env
-from tests.api.harness import ApiServer, make_key, wait_for
+from tests.api.harness import (
+    SLOW_SCENARIO,
+    ApiServer,
+    job_state,
+    make_key,
+    wait_for,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -89,11 +96,12 @@ def driver(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterato
         browser.quit()
 
 
-def _open(driver: Any, server: tuple[ApiServer, str]) -> None:
+def _open(driver: Any, server: tuple[ApiServer, str], key: str | None = None) -> None:
     """Load the page and enter the key (kept in localStorage, so clear it first)."""
     from selenium.webdriver.common.by import By
 
-    api, key = server
+    api, server_key = server
+    key = key or server_key
     driver.get(api.url + "/")
     driver.execute_script("localStorage.clear()")
     driver.get(api.url + "/")
@@ -312,3 +320,101 @@ def test_contiguous_design_on_county_polygons(driver: Any, server: tuple[ApiServ
     assert within == "100.0 %"  # the hard ±20 % band holds for every territory
     driver.execute_script("document.getElementById('map').scrollIntoView()")
     _report(_screenshot(driver, "planner-contiguous-design"), capsys)
+
+
+def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiServer, str],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs submitted elsewhere (here: the API) are listed, reopen on the map after a reload,
+    and delete with the service's refusals shown; so does a dataset. A tenant of its own, so
+    the other tests' runs and datasets are not touched."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    api, _ = server
+    key = make_key(api.env["DATABASE_URL"], "web-runs")
+    client = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=60)
+    dataset = client.post("/v1/bundled/us-regional").json()
+    quick = {"circuity": 1.2, "solver": {"time_limit": 20}}
+    job = client.post("/v1/jobs", json={"kind": "align", "dataset_id": dataset["id"],
+                                        "label": "reopen me", "scenario": quick}).json()
+    batch = client.post("/v1/batches", json={"dataset_id": dataset["id"], "scenarios": [
+        {"label": "batch ±10 %", "scenario": quick}]}).json()
+    batch_job = batch["jobs"][0]["id"]
+    for job_id in (job["id"], batch_job):
+        wait_for_job(client, job_id, timeout=JOB_TIMEOUT)
+
+    _open(driver, server, key)
+    row = f"#runs tr[data-job='{job['id']}']"
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, row), timeout=30,
+             what="the run in the list")
+    assert "(2)" in _text(driver, "runs-count")
+    assert "reopen me" in driver.find_element(By.CSS_SELECTOR, row).text
+    # Reopen: the map, the figures and the comparison come back without rerunning anything.
+    driver.find_element(By.CSS_SELECTOR, f"{row} button[data-action='open']").click()
+    paths = "#map .leaflet-overlay-pane svg path"
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, paths)) == 6, timeout=60,
+             what="the reopened run's 6 territories")
+    assert "reopen me" in _text(driver, "result-label")
+    assert "succeeded" in _text(driver, "p-state")
+    assert driver.find_element(By.CSS_SELECTOR, "#kpis td[data-kpi='travel.total']").text \
+        not in ("", "—")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")) == 1
+
+    # A job of a batch goes with its batch: the service's 409 reaches the planner.
+    batch_row = f"#runs tr[data-job='{batch_job}']"
+    driver.find_element(By.CSS_SELECTOR, f"{batch_row} button[data-action='delete']").click()
+    driver.switch_to.alert.accept()
+    wait_for(lambda: batch["id"] in _text(driver, "message"), timeout=30,
+             what="the refusal naming the batch")
+    assert client.get(f"/v1/jobs/{batch_job}").status_code == 200
+
+    driver.find_element(By.CSS_SELECTOR, f"{row} button[data-action='delete']").click()
+    driver.switch_to.alert.dismiss()  # changing one's mind keeps the run
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
+    driver.find_element(By.CSS_SELECTOR, f"{row} button[data-action='delete']").click()
+    driver.switch_to.alert.accept()
+    wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, row), timeout=30,
+             what="the deleted run to leave the list")
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert "(deleted)" in _text(driver, "result-label")
+    assert all(not b.is_enabled() for b in driver.find_elements(By.CSS_SELECTOR,
+                                                                "button.download"))
+    assert not driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")
+
+    # A run still going is followed (and can be cancelled) from the list; it cannot be deleted.
+    slow = client.post("/v1/jobs", json={"kind": "align", "dataset_id": dataset["id"],
+                                         "label": "follow me", "scenario": SLOW_SCENARIO}).json()
+    wait_for(lambda: (job_state(client, slow["id"]).get("progress") or {}).get("incumbent"),
+             timeout=JOB_TIMEOUT, what="the slow run's first incumbent")
+    driver.find_element(By.ID, "refresh-runs").click()
+    slow_row = f"#runs tr[data-job='{slow['id']}']"
+    follow = wait_for(lambda: driver.find_elements(
+        By.CSS_SELECTOR, f"{slow_row} button[data-action='open']"), timeout=30,
+        what="the running run in the list")[0]
+    assert follow.text == "Follow"
+    assert not driver.find_element(By.CSS_SELECTOR,
+                                   f"{slow_row} button[data-action='delete']").is_enabled()
+    follow.click()
+    wait_for(lambda: "running" in _text(driver, "p-state"), timeout=30,
+             what="the page to follow the run")
+    driver.find_element(By.ID, "cancel").click()
+    wait_for(lambda: "cancelled" in _text(driver, "p-state"), timeout=JOB_TIMEOUT,
+             what="the followed run to be cancelled")
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, paths)) == 6, timeout=60,
+             what="the best plan found before the stop")
+    assert "follow me" in _text(driver, "result-label")
+
+    # The dataset: in use by nothing that is still running, so it goes.
+    Select(driver.find_element(By.ID, "existing-select")).select_by_value(dataset["id"])
+    driver.find_element(By.ID, "delete-dataset").click()
+    driver.switch_to.alert.accept()
+    wait_for(lambda: "Dataset deleted" in _text(driver, "message"), timeout=30,
+             what="the dataset to be deleted")
+    assert client.get(f"/v1/datasets/{dataset['id']}").status_code == 404
+    assert dataset["id"] not in [o.get_attribute("value") for o in driver.find_elements(
+        By.CSS_SELECTOR, "#existing-select option")]
+    # The batch's run keeps its result.
+    assert client.get(f"/v1/jobs/{batch_job}/result").status_code == 200
+    _report(_screenshot(driver, "planner-runs"), capsys)
+    client.close()
