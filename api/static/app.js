@@ -170,11 +170,17 @@ async function refreshDatasets() {
   state.datasets = Object.fromEntries(list.data.map((d) => [d.id, d]));
 }
 
+// What a dataset holds, for the planner: ["372 accounts", "6 reps", "159 unit polygons"].
+function datasetContents(dataset) {
+  return [`${dataset.accounts} accounts`, `${dataset.reps} reps`,
+          dataset.units ? `${dataset.units} unit polygons` : null,
+          dataset.distances ? `${dataset.distances} distances` : null].filter(Boolean);
+}
+
 function useDataset(dataset) {
   state.datasetId = dataset.id;
-  const units = dataset.units ? `, ${dataset.units} unit polygons` : "";
   $("dataset-info").textContent =
-    `${dataset.name || "unnamed"} (${dataset.accounts} accounts, ${dataset.reps} reps${units})`;
+    `${dataset.name || "unnamed"} (${datasetContents(dataset).join(", ")})`;
   $("dataset-info").dataset.id = dataset.id;
   // Without reps (a design-only set) there is nothing to realign.
   $("mode-align").disabled = dataset.reps === 0;
@@ -257,16 +263,18 @@ async function uploadDataset(event) {
   event.preventDefault();
   const form = new FormData($("upload-form"));
   if (!form.get("name")) form.delete("name");
-  const units = form.get("units");
-  if (!units || !units.size) form.delete("units");  // an empty file part is not "no units"
+  for (const optional of ["distances", "units"]) {
+    const file = form.get(optional);
+    if (!file || !file.size) form.delete(optional);  // an empty file part is not "none"
+  }
   $("upload-dataset").disabled = true;
   try {
     const dataset = await apiJson("/v1/datasets", { method: "POST", body: form });
     useDataset(dataset);
     await refreshDatasets();
-    const polygons = dataset.units ? ` and ${dataset.units} unit polygons` : "";
+    const contents = datasetContents(dataset);
     showMessage("info", "Dataset uploaded", el("p", {},
-      `${dataset.accounts} accounts, ${dataset.reps} reps${polygons} are valid.`));
+      `${contents.slice(0, -1).join(", ")} and ${contents.at(-1)} are valid.`));
   } catch (error) {
     showProblem(error, "Upload rejected");
   } finally {

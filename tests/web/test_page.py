@@ -212,6 +212,44 @@ def test_bad_upload_lists_the_issues(driver: Any, server: tuple[ApiServer, str],
     _report(_screenshot(driver, "planner-bad-upload"), capsys)
 
 
+def test_upload_with_a_distances_file(driver: Any, server: tuple[ApiServer, str],
+                                      tmp_path: Path) -> None:
+    """Road distances uploaded beside the tables replace the straight-line estimate for the
+    pairs they list: here A1 sits next to R1's base in Atlanta, but its file distance to R1
+    is 500 km and to R2 (Savannah) 1 km, so the plan gives it to R2."""
+    from selenium.webdriver.common.by import By
+
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account_id,lat,lon,workload,current_rep\n"
+                        "A1,33.76,-84.40,10,R1\nA2,33.74,-84.38,10,R1\n"
+                        "A3,32.09,-81.10,10,R2\nA4,32.07,-81.08,10,R2\n")
+    reps = tmp_path / "reps.csv"
+    reps.write_text("rep_id,lat,lon,capacity\nR1,33.75,-84.39,100\nR2,32.08,-81.09,100\n")
+    distances = tmp_path / "distances.csv"
+    distances.write_text("from_id,to_id,distance\nA1,R1,500\nA1,R2,1\n")
+    _open(driver, server)
+    driver.find_element(By.ID, "accounts-file").send_keys(str(accounts))
+    driver.find_element(By.ID, "reps-file").send_keys(str(reps))
+    driver.find_element(By.ID, "distances-file").send_keys(str(distances))
+    driver.find_element(By.ID, "upload-dataset").click()
+    wait_for(lambda: "2 distances" in _text(driver, "dataset-info"), timeout=60,
+             what="the dataset with its distances")
+    assert "2 distances are valid" in _text(driver, "message")
+    label = driver.find_element(By.ID, "label")
+    label.clear()
+    label.send_keys("road distances")
+    driver.find_element(By.ID, "run").click()
+    wait_for(lambda: "succeeded" in _text(driver, "p-state"), timeout=JOB_TIMEOUT,
+             what="the run on the uploaded distances")
+    api, key = server
+    job = driver.execute_script("return state.jobId")
+    result = httpx.get(f"{api.url}/v1/jobs/{job}/result",
+                       headers={"Authorization": f"Bearer {key}"}).json()
+    rep_of = {a["account_id"]: a["rep_id"] for a in result["assignments"]}
+    assert rep_of["A1"] == "R2", rep_of  # by the file; by geography it is R1's
+    assert sorted(rep_of.values()) == ["R1", "R1", "R2", "R2"]  # ±10 %: two accounts each
+
+
 def test_an_infeasible_scenario_says_why(driver: Any, server: tuple[ApiServer, str],
                                          capsys: pytest.CaptureFixture[str]) -> None:
     from selenium.webdriver.common.by import By
