@@ -239,7 +239,11 @@ function useExisting(event) {
 // service refuses (409) while a queued or running job reads it.
 async function deleteDataset() {
   const dataset = (state.datasets || {})[$("existing-select").value];
-  if (!dataset) return;
+  if (!dataset) {
+    showMessage("info", "No dataset chosen",
+                el("p", {}, "Choose one of your datasets in the list, then Delete."));
+    return;
+  }
   const name = dataset.name || "unnamed";
   if (!window.confirm(`Delete the dataset "${name}" (${dataset.accounts} accounts)? ` +
                       "Runs that used it keep their results.")) return;
@@ -564,13 +568,14 @@ async function refreshRuns() {
     const ended = ENDED.includes(job.state);
     const open = PLAN_KINDS.includes(job.kind) ?
       actionButton(ended ? "Open" : "Follow", () => openRun(job.id),
-                   { "data-action": "open" }) :
+                   { "data-action": "open",
+                     "aria-label": `${ended ? "Open" : "Follow"} ${jobTitle(job)}` }) :
       el("span", { class: "muted", title: "Fetch this result from the API" }, "API only");
     const remove = actionButton("Delete", () => deleteRun(job), { "data-action": "delete",
-      class: "secondary small danger" });
+      class: "secondary small danger", "aria-label": `Delete ${jobTitle(job)}` });
     if (!ended) {
       remove.disabled = true;
-      remove.title = "Still running: cancel it first";
+      remove.title = "Queued or running: cancel it first";
     }
     return el("tr", { "data-job": job.id },
       el("td", {}, jobTitle(job)), el("td", {}, job.kind),
@@ -581,7 +586,8 @@ async function refreshRuns() {
   });
   $("runs").replaceChildren(el("table", { class: "data runs" },
     el("thead", {}, el("tr", {}, el("th", {}, "Run"), el("th", {}, "Kind"),
-                       el("th", {}, "State"), el("th", {}, "Created (UTC)"), el("th", {}, ""))),
+                       el("th", {}, "State"), el("th", {}, "Created (UTC)"),
+                       el("th", { "aria-label": "Actions" }, ""))),
     el("tbody", {}, ...rows)));
 }
 
