@@ -111,6 +111,18 @@ def _open(driver: Any, server: tuple[ApiServer, str], key: str | None = None) ->
              timeout=30, what="the key to be accepted")
 
 
+def _upload(driver: Any, folder: Path, **tables: str) -> None:
+    """Write each table (accounts, reps, distances) as CSV into `folder` and send them
+    through the page's upload form."""
+    from selenium.webdriver.common.by import By
+
+    for name, text in tables.items():
+        path = folder / f"{name}.csv"
+        path.write_text(text)
+        driver.find_element(By.ID, f"{name}-file").send_keys(str(path))
+    driver.find_element(By.ID, "upload-dataset").click()
+
+
 def _text(driver: Any, element_id: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -190,14 +202,10 @@ def test_bad_upload_lists_the_issues(driver: Any, server: tuple[ApiServer, str],
                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from selenium.webdriver.common.by import By
 
-    accounts = tmp_path / "accounts.csv"
-    accounts.write_text("account_id,lat,lon,workload\nA1,33.7,-84.4,10\nA2,north,-84.0,-5\n")
-    reps = tmp_path / "reps.csv"
-    reps.write_text("rep_id,lat,lon\nR1,33.7,-84.4\n")
     _open(driver, server)
-    driver.find_element(By.ID, "accounts-file").send_keys(str(accounts))
-    driver.find_element(By.ID, "reps-file").send_keys(str(reps))
-    driver.find_element(By.ID, "upload-dataset").click()
+    _upload(driver, tmp_path,
+            accounts="account_id,lat,lon,workload\nA1,33.7,-84.4,10\nA2,north,-84.0,-5\n",
+            reps="rep_id,lat,lon\nR1,33.7,-84.4\n")
 
     rows = "#message table.issues tbody tr"
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, rows), timeout=60,
@@ -219,25 +227,16 @@ def test_upload_with_a_distances_file(driver: Any, server: tuple[ApiServer, str]
     is 500 km and to R2 (Savannah) 1 km, so the plan gives it to R2."""
     from selenium.webdriver.common.by import By
 
-    accounts = tmp_path / "accounts.csv"
-    accounts.write_text("account_id,lat,lon,workload,current_rep\n"
-                        "A1,33.76,-84.40,10,R1\nA2,33.74,-84.38,10,R1\n"
-                        "A3,32.09,-81.10,10,R2\nA4,32.07,-81.08,10,R2\n")
-    reps = tmp_path / "reps.csv"
-    reps.write_text("rep_id,lat,lon,capacity\nR1,33.75,-84.39,100\nR2,32.08,-81.09,100\n")
-    distances = tmp_path / "distances.csv"
-    distances.write_text("from_id,to_id,distance\nA1,R1,500\nA1,R2,1\n")
     _open(driver, server)
-    driver.find_element(By.ID, "accounts-file").send_keys(str(accounts))
-    driver.find_element(By.ID, "reps-file").send_keys(str(reps))
-    driver.find_element(By.ID, "distances-file").send_keys(str(distances))
-    driver.find_element(By.ID, "upload-dataset").click()
+    _upload(driver, tmp_path,
+            accounts="account_id,lat,lon,workload,current_rep\n"
+                     "A1,33.76,-84.40,10,R1\nA2,33.74,-84.38,10,R1\n"
+                     "A3,32.09,-81.10,10,R2\nA4,32.07,-81.08,10,R2\n",
+            reps="rep_id,lat,lon,capacity\nR1,33.75,-84.39,100\nR2,32.08,-81.09,100\n",
+            distances="from_id,to_id,distance\nA1,R1,500\nA1,R2,1\n")
     wait_for(lambda: "2 distances" in _text(driver, "dataset-info"), timeout=60,
              what="the dataset with its distances")
     assert "2 distances are valid" in _text(driver, "message")
-    label = driver.find_element(By.ID, "label")
-    label.clear()
-    label.send_keys("road distances")
     driver.find_element(By.ID, "run").click()
     wait_for(lambda: "succeeded" in _text(driver, "p-state"), timeout=JOB_TIMEOUT,
              what="the run on the uploaded distances")
