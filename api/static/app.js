@@ -405,7 +405,9 @@ async function finished(job) {
   for (const button of document.querySelectorAll("button.download")) {
     button.disabled = button.dataset.format === "geojson" && geojson === null;
   }
-  state.finished = [...state.finished, { job, summary: result.summary }].slice(-2);
+  // A run opened again moves to the right rather than being compared with itself.
+  state.finished = [...state.finished.filter((f) => f.job.id !== job.id),
+                    { job, summary: result.summary }].slice(-2);
   showCompare();
   if (job.state === "cancelled") {
     showMessage("info", "Cancelled", el("p", {}, "Showing the best plan found before the stop."));
@@ -548,7 +550,7 @@ function showCompare() {
   $("compare").replaceChildren(...cards);
 }
 
-// ---------- runs: the tenant's jobs, newest first; reopen one or delete it ----------
+// ---------- runs: the tenant's jobs, newest first; reopen, follow or delete one ----------
 
 function actionButton(label, onClick, attrs = {}) {
   const button = el("button", { type: "button", class: "secondary small", ...attrs }, label);

@@ -397,6 +397,9 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
     assert driver.find_element(By.CSS_SELECTOR, "#kpis td[data-kpi='travel.total']").text \
         not in ("", "—")
     assert len(driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")) == 1
+    # Opened again (as the button does, awaited), it is not compared with itself.
+    driver.execute_async_script("openRun(arguments[0]).then(arguments[1])", job["id"])
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")) == 1
 
     # A job of a batch goes with its batch: the service's 409 reaches the planner.
     batch_row = f"#runs tr[data-job='{batch_job}']"
