@@ -195,7 +195,10 @@ function useDataset(dataset) {
   $("contiguity-note").textContent = dataset.units ?
     "(each territory one piece of the unit map)" : "(needs a dataset with unit polygons)";
   state.datasetUnits = dataset.units || 0;
+  // Runs measure distance as the dataset was validated for, unless the planner changes it.
+  $("metric").value = dataset.metric || "haversine";
   syncCentres();
+  syncMetric();
   $("run").disabled = false;
 }
 
@@ -210,6 +213,11 @@ function syncCentres() {
   $("centre-ids").disabled = !design || centres.value !== "listed";
   $("centres-note").textContent = state.datasetUnits ?
     "(units: territory centres at unit polygons)" : "(units need a dataset with unit polygons)";
+}
+
+// Circuity scales great-circle distances only.
+function syncMetric() {
+  $("circuity").disabled = $("metric").value !== "haversine";
 }
 
 async function importBundled(event) {
@@ -295,14 +303,19 @@ function numberOf(id) {
 
 function scenarioFromForm() {
   const mode = $("mode").value;
+  const metric = $("metric").value;
   const scenario = {
     mode,
-    circuity: 1.2,  // great-circle km × 1.2 ≈ road km, as the bundled scenario files use
+    metric,
     objective: { travel: numberOf("w-travel") ?? 1, balance: numberOf("w-balance") ?? 0,
                  disruption: numberOf("w-disruption") ?? 0 },
     balance: { workload: { tolerance: (numberOf("tolerance") ?? 10) / 100 } },
     solver: { time_limit: numberOf("time-limit") ?? 30 },
   };
+  // Great-circle km × 1.2 ≈ road km by default, as the bundled scenario files use.
+  if (metric === "haversine") scenario.circuity = numberOf("circuity") ?? 1.2;
+  const potential = numberOf("potential-tolerance");
+  if (potential !== null) scenario.balance.potential = { tolerance: potential / 100, hard: true };
   if (mode === "design") scenario.territories = numberOf("territories") ?? 6;
   if (mode === "design" && $("centres").value === "units") scenario.centres = "units";
   if (mode === "design" && $("centres").value === "listed") {
@@ -450,7 +463,9 @@ function drawMap(geojson, territories) {
   const legend = $("legend");
   legend.replaceChildren();
   if (!geojson || !geojson.features.length) {
-    legend.append(el("li", { class: "muted" }, "This job produced no territory polygons."));
+    // Polygons need lat/lon or unit polygons: planar x, y and matrix-only data have neither.
+    legend.append(el("li", { class: "muted" }, "No map for this run: its accounts have no " +
+                     "latitude and longitude and its dataset no unit polygons."));
     state.map.setView([0, 0], 1);
     return;
   }
@@ -685,6 +700,7 @@ function init() {
     syncCentres();
   });
   $("centres").addEventListener("change", syncCentres);
+  $("metric").addEventListener("change", syncMetric);
   for (const button of document.querySelectorAll("button.download")) {
     button.addEventListener("click", download);
   }

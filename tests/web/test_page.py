@@ -249,6 +249,65 @@ def test_upload_with_a_distances_file(driver: Any, server: tuple[ApiServer, str]
     assert sorted(rep_of.values()) == ["R1", "R1", "R2", "R2"]  # ±10 %: two accounts each
 
 
+def _run_and_wait(driver: Any, server: tuple[ApiServer, str], what: str) -> dict[str, Any]:
+    """Click Run, wait for the job to succeed and return its JSON result."""
+    from selenium.webdriver.common.by import By
+
+    previous = driver.execute_script("return state.jobId")
+    driver.find_element(By.ID, "run").click()
+    wait_for(lambda: driver.execute_script("return state.jobId") != previous
+             and "succeeded" in _text(driver, "p-state"), timeout=JOB_TIMEOUT, what=what)
+    api, key = server
+    job = driver.execute_script("return state.jobId")
+    result: dict[str, Any] = httpx.get(f"{api.url}/v1/jobs/{job}/result",
+                                       headers={"Authorization": f"Bearer {key}"}).json()
+    return result
+
+
+def test_drive_times_alone_and_a_potential_band(driver: Any, server: tuple[ApiServer, str],
+                                                tmp_path: Path) -> None:
+    """A dataset of drive times without coordinates: uploaded for the distances file, run by
+    it (no circuity), with the page saying why there is no map; then a potential band moves
+    an account. By the file A1 and A3 are 1 from R1 and 9 from R2, A2 and A4 the other way
+    round, so the travel optimum serves A3 from R1. A1 and A3 hold all the potential: a
+    ±50 % potential band splits them, and the cheaper split gives R1 A4 (8) over A2 (9)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    tables = {
+        "accounts": "account_id,workload,potential,current_rep\n"
+                    "A1,10,100,R1\nA2,10,0,R1\nA3,10,100,R2\nA4,10,0,R2\n",
+        "reps": "rep_id,capacity\nR1,100\nR2,100\n",
+        "distances": "from_id,to_id,distance\nA1,R1,1\nA1,R2,9\nA2,R1,9\nA2,R2,1\n"
+                     "A3,R1,1\nA3,R2,9\nA4,R1,8\nA4,R2,1\n",
+    }
+    _open(driver, server)
+    # Validated for coordinates by default, the upload names the missing columns.
+    _upload(driver, tmp_path, **tables)
+    wait_for(lambda: "Upload rejected" in _text(driver, "message"), timeout=60,
+             what="the upload rejected for lack of coordinates")
+    assert "lat" in _text(driver, "message")
+    Select(driver.find_element(By.ID, "upload-metric")).select_by_value("matrix")
+    _upload(driver, tmp_path, **tables)
+    wait_for(lambda: "8 distances" in _text(driver, "dataset-info"), timeout=60,
+             what="the matrix-only dataset")
+    # Runs measure travel as the dataset was validated for; circuity has no say then.
+    assert Select(driver.find_element(By.ID, "metric")).first_selected_option \
+        .get_attribute("value") == "matrix"
+    assert not driver.find_element(By.ID, "circuity").is_enabled()
+
+    result = _run_and_wait(driver, server, "the run on drive times")
+    rep_of = {a["account_id"]: a["rep_id"] for a in result["assignments"]}
+    assert rep_of == {"A1": "R1", "A2": "R2", "A3": "R1", "A4": "R2"}, rep_of
+    assert result["summary"]["objective_terms"]["travel"] == pytest.approx(4)
+    assert "No map for this run" in _text(driver, "legend")
+
+    driver.find_element(By.ID, "potential-tolerance").send_keys("50")
+    result = _run_and_wait(driver, server, "the run with a potential band")
+    rep_of = {a["account_id"]: a["rep_id"] for a in result["assignments"]}
+    assert rep_of == {"A1": "R1", "A2": "R2", "A3": "R2", "A4": "R1"}, rep_of
+
+
 def test_an_infeasible_scenario_says_why(driver: Any, server: tuple[ApiServer, str],
                                          capsys: pytest.CaptureFixture[str]) -> None:
     from selenium.webdriver.common.by import By
