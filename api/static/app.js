@@ -15,6 +15,7 @@ const state = {
   datasetId: null,
   datasetUnits: 0,  // unit polygons in the dataset in use
   jobId: null,
+  runsOffset: 0,  // the runs list's page: how many newer runs it skips
   pollTimer: null,
   map: null,
   layer: null,
@@ -150,6 +151,7 @@ async function connect() {
     $("key-status").textContent = "Key saved ✓";
     setConnected(true);
     clearMessage();
+    state.runsOffset = 0;  // another key, another tenant's runs
     await refreshRunsOrSay();
   } catch (error) {
     $("key-status").textContent = "Key not accepted";
@@ -350,6 +352,7 @@ async function runScenario(event) {
     showProblem(error, "Scenario rejected");
     return;
   }
+  state.runsOffset = 0;  // the new run heads the first page
   await refreshRunsOrSay();
 }
 
@@ -574,9 +577,16 @@ function actionButton(label, onClick, attrs = {}) {
 }
 
 async function refreshRuns() {
-  const list = await apiJson(`/v1/jobs?limit=${RUNS_SHOWN}`);
+  let list = await apiJson(`/v1/jobs?limit=${RUNS_SHOWN}&offset=${state.runsOffset}`);
+  if (!list.data.length && state.runsOffset > 0) {
+    // Deletions emptied this page: show the last one that still has runs.
+    state.runsOffset = Math.max(0, Math.ceil(list.count / RUNS_SHOWN) - 1) * RUNS_SHOWN;
+    list = await apiJson(`/v1/jobs?limit=${RUNS_SHOWN}&offset=${state.runsOffset}`);
+  }
+  const first = state.runsOffset + 1;
+  const last = state.runsOffset + list.data.length;
   $("runs-count").textContent = list.count > list.data.length ?
-    `(latest ${list.data.length} of ${list.count})` : `(${list.count})`;
+    `(${first}–${last} of ${list.count}, newest first)` : `(${list.count})`;
   if (!list.data.length) {
     $("runs").replaceChildren(el("p", { class: "muted" }, "No runs yet."));
     return;
@@ -605,7 +615,18 @@ async function refreshRuns() {
     el("thead", {}, el("tr", {}, el("th", {}, "Run"), el("th", {}, "Kind"),
                        el("th", {}, "State"), el("th", {}, "Created (UTC)"),
                        el("th", { "aria-label": "Actions" }, ""))),
-    el("tbody", {}, ...rows)));
+    el("tbody", {}, ...rows)), runsPager(list.count));
+}
+
+// Newer and Older page through the tenant's runs, RUNS_SHOWN at a time.
+function runsPager(count) {
+  const page = (offset) => () => { state.runsOffset = offset; refreshRunsOrSay(); };
+  const newer = actionButton("Newer", page(Math.max(0, state.runsOffset - RUNS_SHOWN)),
+                             { id: "runs-newer" });
+  const older = actionButton("Older", page(state.runsOffset + RUNS_SHOWN), { id: "runs-older" });
+  newer.disabled = state.runsOffset === 0;
+  older.disabled = state.runsOffset + RUNS_SHOWN >= count;
+  return el("nav", { class: "pager", "aria-label": "Pages of runs" }, newer, older);
 }
 
 // Show an ended run as if it had just finished (map, figures, comparison), or follow one that

@@ -517,3 +517,46 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
     assert client.get(f"/v1/jobs/{batch_job}/result").status_code == 200
     _report(_screenshot(driver, "planner-runs"), capsys)
     client.close()
+
+
+def test_runs_are_paged_newest_first(driver: Any, server: tuple[ApiServer, str]) -> None:
+    """21 runs of a tenant of its own: the list shows the newest 20, Older reaches the
+    first, and deleting the only run of the last page goes back to the page before."""
+    from selenium.webdriver.common.by import By
+
+    api, _ = server
+    key = make_key(api.env["DATABASE_URL"], "web-pages")
+    client = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=60)
+    data = {"accounts": [{"account_id": f"A{i}", "lat": 33.7 + i / 100, "lon": -84.4,
+                          "workload": 10} for i in range(4)],
+            "reps": [{"rep_id": "R1", "lat": 33.7, "lon": -84.4, "capacity": 100},
+                     {"rep_id": "R2", "lat": 33.8, "lon": -84.4, "capacity": 100}]}
+    jobs = [client.post("/v1/jobs", json={"kind": "align", "data": data, "label": f"run {n:02}",
+                                          "scenario": {"solver": {"time_limit": 20}}}).json()
+            for n in range(1, 22)]
+    for job in jobs:
+        wait_for_job(client, job["id"], timeout=JOB_TIMEOUT)
+
+    _open(driver, server, key)
+    first_row = f"#runs tr[data-job='{jobs[0]['id']}']"
+    wait_for(lambda: "of 21" in _text(driver, "runs-count"), timeout=30, what="the first page")
+    assert "1–20 of 21" in _text(driver, "runs-count")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#runs tbody tr")) == 20
+    assert not driver.find_elements(By.CSS_SELECTOR, first_row)
+    assert "run 21" in driver.find_element(By.CSS_SELECTOR, "#runs tbody tr").text  # newest
+    assert not driver.find_element(By.ID, "runs-newer").is_enabled()
+
+    driver.find_element(By.ID, "runs-older").click()
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, first_row), timeout=30,
+             what="the oldest run on the second page")
+    assert "21–21 of 21" in _text(driver, "runs-count")
+    assert not driver.find_element(By.ID, "runs-older").is_enabled()
+
+    driver.find_element(By.CSS_SELECTOR, f"{first_row} button[data-action='delete']").click()
+    driver.switch_to.alert.accept()
+    wait_for(lambda: _text(driver, "runs-count") == "(20)", timeout=30,
+             what="the list back on its only page")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#runs tbody tr")) == 20
+    assert client.get(f"/v1/jobs/{jobs[0]['id']}").status_code == 404
+    client.close()
