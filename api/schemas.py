@@ -158,6 +158,16 @@ class JobPublic(BaseModel):
         description="summary.json status of the result: optimal | feasible.")
 
 
+# What a job was asked to run, for running it again with changes
+class JobScenario(BaseModel):
+    id: str
+    kind: JobKind
+    label: str | None
+    dataset_id: str | None = Field(description="The dataset it ran on (None: inline data).")
+    scenario: dict[str, Any] = Field(
+        description="The scenario as submitted, without the defaults filled in.")
+
+
 # A page of jobs
 class JobsPublic(BaseModel):
     data: list[JobPublic]

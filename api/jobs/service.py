@@ -38,6 +38,7 @@ from api.schemas import (
     JobKind,
     JobProgress,
     JobPublic,
+    JobScenario,
     JobState,
 )
 from api.store.tables import Batch, Job, Tenant, utcnow
@@ -255,6 +256,11 @@ def delete_job(*, session: Session, tenant: Tenant, job_id: str) -> None:
         raise NotFoundError(f"no job {job_id!r}")  # another request deleted it meanwhile
     session.commit()
     log.info("job deleted", extra={"job_id": job.id, "tenant_id": tenant.id})
+
+
+def to_scenario(job: Job) -> JobScenario:
+    return JobScenario(id=job.id, kind=JobKind(job.kind), label=job.label,
+                       dataset_id=job.dataset_id, scenario=job.payload.get("scenario") or {})
 
 
 def to_public(job: Job) -> JobPublic:

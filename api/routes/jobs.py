@@ -13,7 +13,7 @@ from api.deps import ExecutorDep, MetricsDep, SessionDep, SettingsDep, TenantDep
 from api.errors import NotFoundError
 from api.jobs import service
 from api.routes.common import Limit, Offset, problems
-from api.schemas import JobCreate, JobPublic, JobResult, JobsPublic, JobState
+from api.schemas import JobCreate, JobPublic, JobResult, JobScenario, JobsPublic, JobState
 from optimizer.io import table_csv
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=problems(401, 404))
@@ -54,6 +54,14 @@ def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobPublic:
     """A job's state and live progress (phase, incumbent, bound, gap, elapsed)."""
     return service.to_public(service.get_job_or_raise(session=session, tenant=tenant,
                                                       job_id=job_id))
+
+
+@router.get("/{job_id}/scenario")
+def get_scenario(job_id: str, session: SessionDep, tenant: TenantDep) -> JobScenario:
+    """What the job was asked to run: its scenario as submitted and its dataset, so that a
+    planner can run it again with changes (the web page's *Open* fills its form from it)."""
+    return service.to_scenario(service.get_job_or_raise(session=session, tenant=tenant,
+                                                        job_id=job_id))
 
 
 @router.get("/{job_id}/result", responses=problems(409))

@@ -638,6 +638,7 @@ async function openRun(jobId) {
     const job = await apiJson(`/v1/jobs/${jobId}`);
     state.jobId = job.id;
     showProgress(job);
+    await loadScenario(job);
     if (ENDED.includes(job.state)) {
       await finished(job);
     } else {
@@ -647,6 +648,68 @@ async function openRun(jobId) {
     }
   } catch (error) {
     showProblem(error, "Opening the run");
+  }
+}
+
+// The scenario keys the form shows; any other key of an opened run's scenario is named to
+// the planner, since a run from the form leaves it out.
+const FORM_KEYS = ["mode", "territories", "centres", "metric", "circuity", "objective.travel",
+  "objective.balance", "objective.disruption", "balance.workload.tolerance",
+  "balance.potential.tolerance", "disruption.max_share", "solver.time_limit", "contiguity"];
+
+function flatKeys(value, prefix = "") {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return [[prefix, value]];
+  return Object.entries(value).flatMap(([k, v]) => flatKeys(v, prefix ? `${prefix}.${k}` : k));
+}
+
+function percentOf(share) {
+  return share === null || share === undefined ? "" : String(Math.round(share * 1000) / 10);
+}
+
+// An opened run's scenario fills the form, and its dataset (while it exists) becomes the
+// current one: change a setting and run again.
+async function loadScenario(job) {
+  const asked = await apiJson(`/v1/jobs/${job.id}/scenario`);
+  const s = asked.scenario;
+  const notes = [];
+  const dataset = (state.datasets || {})[asked.dataset_id];
+  if (dataset) useDataset(dataset);
+  else notes.push(`${asked.dataset_id ? "Its dataset is deleted" : "Its data were sent " +
+    "inline"}, so a run from the form uses the current dataset.`);
+  $("label").value = asked.label || "";
+  $("mode").value = s.mode || asked.kind;
+  $("mode").dispatchEvent(new Event("change"));
+  if (s.territories) $("territories").value = s.territories;
+  const centres = s.centres ?? "accounts";
+  $("centres").value = Array.isArray(centres) ? "listed" : centres;
+  $("centre-ids").value = Array.isArray(centres) ? centres.join(", ") : "";
+  $("metric").value = s.metric || "haversine";
+  $("circuity").value = s.circuity ?? 1;
+  const balance = s.balance || {};
+  const workload = balance.workload || {};
+  $("tolerance").value = percentOf("tolerance" in workload ? workload.tolerance : 0.1);
+  $("potential-tolerance").value = percentOf((balance.potential || {}).tolerance);
+  $("max-share").value = percentOf((s.disruption || {}).max_share);
+  const weights = s.objective || {};
+  $("w-travel").value = weights.travel ?? 1;
+  $("w-balance").value = weights.balance ?? 0;
+  $("w-disruption").value = weights.disruption ?? 0;
+  $("time-limit").value = (s.solver || {}).time_limit ?? 60;
+  $("contiguity").checked = Boolean(s.contiguity) && !$("contiguity").disabled;
+  syncCentres();
+  syncMetric();
+  // The form sends hard bands; a hard: true as written changes nothing.
+  const unshown = flatKeys(s).filter(([key, value]) => !FORM_KEYS.includes(key) &&
+    !((key === "balance.workload.hard" || key === "balance.potential.hard") && value === true))
+    .map(([key]) => key);
+  if (s.contiguity && !$("contiguity").checked) unshown.push("contiguity");
+  if (unshown.length) {
+    notes.push(`The form has no field for ${unshown.join(", ")}: a run from the form ` +
+               "leaves them out.");
+  }
+  if (notes.length) {
+    showMessage("info", "Scenario loaded with differences",
+                ...notes.map((note) => el("p", {}, note)));
   }
 }
 

@@ -234,3 +234,20 @@ def test_design_job(acme: httpx.Client, regional: dict[str, Any]) -> None:
                                                                 for a in accounts}
     assert all(t["centre"] in {a["account_id"] for a in accounts}
                for t in result["territories"])
+
+
+def test_a_jobs_scenario_is_served_as_submitted(acme: httpx.Client,
+                                                regional: dict[str, Any]) -> None:
+    """What a job was asked to run comes back as submitted (defaults not filled in), so a
+    planner can run it again with changes; a deleted job's is gone with it."""
+    scenario = {**QUICK_SCENARIO, "circuity": 1.3,
+                "balance": {"potential": {"tolerance": 0.4, "hard": False}}}
+    job = submit(acme, {"kind": "align", "scenario": scenario, "data": regional,
+                        "label": "run me again"}).json()
+    answer = acme.get(f"/v1/jobs/{job['id']}/scenario")
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"id": job["id"], "kind": "align", "label": "run me again",
+                             "dataset_id": None, "scenario": scenario}
+    assert wait_for_job(acme, job["id"])["state"] == "succeeded"
+    assert acme.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert acme.get(f"/v1/jobs/{job['id']}/scenario").status_code == 404

@@ -433,7 +433,9 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
     dataset = client.post("/v1/bundled/us-regional").json()
     quick = {"circuity": 1.2, "solver": {"time_limit": 20}}
     job = client.post("/v1/jobs", json={"kind": "align", "dataset_id": dataset["id"],
-                                        "label": "reopen me", "scenario": quick}).json()
+                                        "label": "reopen me", "scenario": {
+                                            "circuity": 1.3, "solver": {"time_limit": 20,
+                                                                        "mip_gap": 0.01}}}).json()
     batch = client.post("/v1/batches", json={"dataset_id": dataset["id"], "scenarios": [
         {"label": "batch ±10 %", "scenario": quick}]}).json()
     batch_job = batch["jobs"][0]["id"]
@@ -453,6 +455,15 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
              what="the reopened run's 6 territories")
     assert "reopen me" in _text(driver, "result-label")
     assert "succeeded" in _text(driver, "p-state")
+    # Its scenario and dataset fill the form, to be changed and run again; the setting the
+    # form has no field for is named.
+    value = {name: driver.find_element(By.ID, name).get_attribute("value")
+             for name in ("label", "mode", "metric", "circuity", "time-limit", "tolerance")}
+    assert value == {"label": "reopen me", "mode": "align", "metric": "haversine",
+                     "circuity": "1.3", "time-limit": "20", "tolerance": "10"}, value
+    assert driver.find_element(By.ID, "dataset-info").get_attribute("data-id") == dataset["id"]
+    assert driver.find_element(By.ID, "run").is_enabled()
+    assert "solver.mip_gap" in _text(driver, "message")
     assert driver.find_element(By.CSS_SELECTOR, "#kpis td[data-kpi='travel.total']").text \
         not in ("", "—")
     assert len(driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")) == 1
