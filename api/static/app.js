@@ -172,6 +172,9 @@ async function refreshDatasets() {
   state.datasets = Object.fromEntries(list.data.map((d) => [d.id, d]));
 }
 
+// How a dataset's distances are measured, when not from latitude and longitude.
+const METRIC_NOTE = { euclidean: "planar x, y", matrix: "distances from the file only" };
+
 // What a dataset holds, for the planner: ["372 accounts", "6 reps", "159 unit polygons"].
 function datasetContents(dataset) {
   return [`${dataset.accounts} accounts`, `${dataset.reps} reps`,
@@ -181,8 +184,9 @@ function datasetContents(dataset) {
 
 function useDataset(dataset) {
   state.datasetId = dataset.id;
-  $("dataset-info").textContent =
-    `${dataset.name || "unnamed"} (${datasetContents(dataset).join(", ")})`;
+  const note = METRIC_NOTE[dataset.metric];
+  $("dataset-info").textContent = `${dataset.name || "unnamed"} ` +
+    `(${datasetContents(dataset).join(", ")}${note ? `; ${note}` : ""})`;
   $("dataset-info").dataset.id = dataset.id;
   // Without reps (a design-only set) there is nothing to realign.
   $("mode-align").disabled = dataset.reps === 0;

@@ -291,6 +291,7 @@ def test_drive_times_alone_and_a_potential_band(driver: Any, server: tuple[ApiSe
     _upload(driver, tmp_path, **tables)
     wait_for(lambda: "8 distances" in _text(driver, "dataset-info"), timeout=60,
              what="the matrix-only dataset")
+    assert "distances from the file only" in _text(driver, "dataset-info")
     # Runs measure travel as the dataset was validated for; circuity has no say then.
     assert Select(driver.find_element(By.ID, "metric")).first_selected_option \
         .get_attribute("value") == "matrix"
