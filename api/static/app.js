@@ -709,7 +709,7 @@ async function loadScenario(job) {
   if (s.contiguity && !$("contiguity").checked) unshown.push("contiguity");
   if (unshown.length) {
     notes.push(`The form has no field for ${unshown.join(", ")}: a run from the form ` +
-               "leaves them out.");
+               `leaves ${unshown.length > 1 ? "them" : "it"} out.`);
   }
   if (notes.length) {
     showMessage("info", "Scenario loaded with differences",
