@@ -676,7 +676,15 @@ async function loadScenario(job) {
   const asked = await apiJson(`/v1/jobs/${job.id}/scenario`);
   const s = asked.scenario;
   const notes = [];
-  const dataset = (state.datasets || {})[asked.dataset_id];
+  let dataset = (state.datasets || {})[asked.dataset_id];
+  if (!dataset && asked.dataset_id) {
+    // Beyond the 50 the list holds, or deleted (404).
+    try {
+      dataset = await apiJson(`/v1/datasets/${asked.dataset_id}`);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+    }
+  }
   if (dataset) useDataset(dataset);
   else notes.push(`${asked.dataset_id ? "Its dataset is deleted" : "Its data were sent " +
     "inline"}, so a run from the form uses the current dataset.`);
@@ -706,7 +714,9 @@ async function loadScenario(job) {
   const unshown = flatKeys(s).filter(([key, value]) => !FORM_KEYS.includes(key) &&
     !((key === "balance.workload.hard" || key === "balance.potential.hard") && value === true))
     .map(([key]) => key);
-  if (s.contiguity && !$("contiguity").checked) unshown.push("contiguity");
+  if (s.contiguity && !$("contiguity").checked) {
+    unshown.push("contiguity (the current dataset has no unit polygons)");
+  }
   if (unshown.length) {
     notes.push(`The form has no field for ${unshown.join(", ")}: a run from the form ` +
                `leaves ${unshown.length > 1 ? "them" : "it"} out.`);

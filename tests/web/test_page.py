@@ -525,8 +525,11 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
     assert client.get(f"/v1/datasets/{dataset['id']}").status_code == 404
     assert dataset["id"] not in [o.get_attribute("value") for o in driver.find_elements(
         By.CSS_SELECTOR, "#existing-select option")]
-    # The batch's run keeps its result.
+    # The batch's run keeps its result, and opened, it says that its dataset is gone.
     assert client.get(f"/v1/jobs/{batch_job}/result").status_code == 200
+    driver.find_element(By.CSS_SELECTOR, f"{batch_row} button[data-action='open']").click()
+    wait_for(lambda: "Its dataset is deleted" in _text(driver, "message"), timeout=30,
+             what="the opened run's note on its deleted dataset")
     _report(_screenshot(driver, "planner-runs"), capsys)
     client.close()
 
