@@ -715,7 +715,8 @@ async function loadScenario(job) {
     !((key === "balance.workload.hard" || key === "balance.potential.hard") && value === true))
     .map(([key]) => key);
   if (s.contiguity && !$("contiguity").checked) {
-    unshown.push("contiguity (the current dataset has no unit polygons)");
+    notes.push("Contiguity needs unit polygons, which the current dataset lacks: a run from " +
+               "the form leaves it out.");
   }
   if (unshown.length) {
     notes.push(`The form has no field for ${unshown.join(", ")}: a run from the form ` +

@@ -123,6 +123,21 @@ def _upload(driver: Any, folder: Path, **tables: str) -> None:
     driver.find_element(By.ID, "upload-dataset").click()
 
 
+def _run_and_wait(driver: Any, server: tuple[ApiServer, str], what: str) -> dict[str, Any]:
+    """Click Run, wait for the job to succeed and return its JSON result."""
+    from selenium.webdriver.common.by import By
+
+    previous = driver.execute_script("return state.jobId")
+    driver.find_element(By.ID, "run").click()
+    wait_for(lambda: driver.execute_script("return state.jobId") != previous
+             and "succeeded" in _text(driver, "p-state"), timeout=JOB_TIMEOUT, what=what)
+    api, key = server
+    job = driver.execute_script("return state.jobId")
+    result: dict[str, Any] = httpx.get(f"{api.url}/v1/jobs/{job}/result",
+                                       headers={"Authorization": f"Bearer {key}"}).json()
+    return result
+
+
 def _text(driver: Any, element_id: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -225,8 +240,6 @@ def test_upload_with_a_distances_file(driver: Any, server: tuple[ApiServer, str]
     """Road distances uploaded beside the tables replace the straight-line estimate for the
     pairs they list: here A1 sits next to R1's base in Atlanta, but its file distance to R1
     is 500 km and to R2 (Savannah) 1 km, so the plan gives it to R2."""
-    from selenium.webdriver.common.by import By
-
     _open(driver, server)
     _upload(driver, tmp_path,
             accounts="account_id,lat,lon,workload,current_rep\n"
@@ -237,31 +250,10 @@ def test_upload_with_a_distances_file(driver: Any, server: tuple[ApiServer, str]
     wait_for(lambda: "2 distances" in _text(driver, "dataset-info"), timeout=60,
              what="the dataset with its distances")
     assert "2 distances are valid" in _text(driver, "message")
-    driver.find_element(By.ID, "run").click()
-    wait_for(lambda: "succeeded" in _text(driver, "p-state"), timeout=JOB_TIMEOUT,
-             what="the run on the uploaded distances")
-    api, key = server
-    job = driver.execute_script("return state.jobId")
-    result = httpx.get(f"{api.url}/v1/jobs/{job}/result",
-                       headers={"Authorization": f"Bearer {key}"}).json()
+    result = _run_and_wait(driver, server, "the run on the uploaded distances")
     rep_of = {a["account_id"]: a["rep_id"] for a in result["assignments"]}
     assert rep_of["A1"] == "R2", rep_of  # by the file; by geography it is R1's
     assert sorted(rep_of.values()) == ["R1", "R1", "R2", "R2"]  # ±10 %: two accounts each
-
-
-def _run_and_wait(driver: Any, server: tuple[ApiServer, str], what: str) -> dict[str, Any]:
-    """Click Run, wait for the job to succeed and return its JSON result."""
-    from selenium.webdriver.common.by import By
-
-    previous = driver.execute_script("return state.jobId")
-    driver.find_element(By.ID, "run").click()
-    wait_for(lambda: driver.execute_script("return state.jobId") != previous
-             and "succeeded" in _text(driver, "p-state"), timeout=JOB_TIMEOUT, what=what)
-    api, key = server
-    job = driver.execute_script("return state.jobId")
-    result: dict[str, Any] = httpx.get(f"{api.url}/v1/jobs/{job}/result",
-                                       headers={"Authorization": f"Bearer {key}"}).json()
-    return result
 
 
 def test_drive_times_alone_and_a_potential_band(driver: Any, server: tuple[ApiServer, str],
