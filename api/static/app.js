@@ -316,12 +316,15 @@ function scenarioFromForm() {
     objective: { travel: numberOf("w-travel") ?? 1, balance: numberOf("w-balance") ?? 0,
                  disruption: numberOf("w-disruption") ?? 0 },
     balance: { workload: { tolerance: (numberOf("tolerance") ?? 10) / 100 } },
-    solver: { time_limit: numberOf("time-limit") ?? 30 },
+    solver: { time_limit: numberOf("time-limit") ?? 30,
+              mip_gap: (numberOf("mip-gap") ?? 0.5) / 100 },
   };
   // Great-circle km × 1.2 ≈ road km by default, as the bundled scenario files use.
   if (metric === "haversine") scenario.circuity = numberOf("circuity") ?? 1.2;
   const potential = numberOf("potential-tolerance");
   if (potential !== null) scenario.balance.potential = { tolerance: potential / 100, hard: true };
+  const accounts = numberOf("accounts-tolerance");
+  if (accounts !== null) scenario.balance.accounts = { tolerance: accounts / 100 };
   if (mode === "design") scenario.territories = numberOf("territories") ?? 6;
   if (mode === "design" && $("centres").value === "units") scenario.centres = "units";
   if (mode === "design" && $("centres").value === "listed") {
@@ -329,8 +332,12 @@ function scenarioFromForm() {
   }
   if ($("contiguity").checked && !$("contiguity").disabled) scenario.contiguity = true;
   const maxShare = numberOf("max-share");
-  // The limit only means something when there is a current alignment to move away from.
-  if (mode === "align" && maxShare !== null) scenario.disruption = { max_share: maxShare / 100 };
+  // Disruption (its limit, and its weight in the objective) only means something when there
+  // is a current alignment to move away from.
+  if (mode === "align") {
+    scenario.disruption = { measure: $("disruption-measure").value };
+    if (maxShare !== null) scenario.disruption.max_share = maxShare / 100;
+  }
   return scenario;
 }
 
@@ -659,7 +666,10 @@ async function openRun(jobId) {
 // the planner, since a run from the form leaves it out.
 const FORM_KEYS = ["mode", "territories", "centres", "metric", "circuity", "objective.travel",
   "objective.balance", "objective.disruption", "balance.workload.tolerance",
-  "balance.potential.tolerance", "disruption.max_share", "solver.time_limit", "contiguity"];
+  "balance.potential.tolerance", "balance.accounts.tolerance", "disruption.measure",
+  "disruption.max_share", "solver.time_limit", "solver.mip_gap", "contiguity"];
+// The form sends hard bands; a hard: true as written changes nothing.
+const HARD_KEYS = ["balance.workload.hard", "balance.potential.hard", "balance.accounts.hard"];
 
 function flatKeys(value, prefix = "") {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return [[prefix, value]];
@@ -667,7 +677,7 @@ function flatKeys(value, prefix = "") {
 }
 
 function percentOf(share) {
-  return share === null || share === undefined ? "" : String(Math.round(share * 1000) / 10);
+  return share === null || share === undefined ? "" : String(Math.round(share * 1e5) / 1e3);
 }
 
 // An opened run's scenario fills the form, and its dataset (while it exists) becomes the
@@ -701,19 +711,20 @@ async function loadScenario(job) {
   const workload = balance.workload || {};
   $("tolerance").value = percentOf("tolerance" in workload ? workload.tolerance : 0.1);
   $("potential-tolerance").value = percentOf((balance.potential || {}).tolerance);
+  $("accounts-tolerance").value = percentOf((balance.accounts || {}).tolerance);
   $("max-share").value = percentOf((s.disruption || {}).max_share);
+  $("disruption-measure").value = (s.disruption || {}).measure ?? "accounts";
   const weights = s.objective || {};
   $("w-travel").value = weights.travel ?? 1;
   $("w-balance").value = weights.balance ?? 0;
   $("w-disruption").value = weights.disruption ?? 0;
   $("time-limit").value = (s.solver || {}).time_limit ?? 60;
+  $("mip-gap").value = percentOf((s.solver || {}).mip_gap ?? 0.005);
   $("contiguity").checked = Boolean(s.contiguity) && !$("contiguity").disabled;
   syncCentres();
   syncMetric();
-  // The form sends hard bands; a hard: true as written changes nothing.
   const unshown = flatKeys(s).filter(([key, value]) => !FORM_KEYS.includes(key) &&
-    !((key === "balance.workload.hard" || key === "balance.potential.hard") && value === true))
-    .map(([key]) => key);
+    !(HARD_KEYS.includes(key) && value === true)).map(([key]) => key);
   if (s.contiguity && !$("contiguity").checked) {
     notes.push("Contiguity needs unit polygons, which the current dataset lacks: a run from " +
                "the form leaves it out.");
@@ -795,7 +806,9 @@ function init() {
   $("mode").addEventListener("change", () => {
     const design = $("mode").value === "design";
     $("territories").disabled = !design;
-    $("max-share").disabled = design;  // no current alignment to limit moves from
+    // No current alignment to measure moves from.
+    $("max-share").disabled = design;
+    $("disruption-measure").disabled = design;
     syncCentres();
   });
   $("centres").addEventListener("change", syncCentres);

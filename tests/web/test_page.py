@@ -295,10 +295,24 @@ def test_drive_times_alone_and_a_potential_band(driver: Any, server: tuple[ApiSe
     assert result["summary"]["objective_terms"]["travel"] == pytest.approx(4)
     assert "No map for this run" in _text(driver, "legend")
 
+    # The band, with the other settings the form sends: two accounts each, moves counted
+    # in workload, no gap left.
     driver.find_element(By.ID, "potential-tolerance").send_keys("50")
+    driver.find_element(By.ID, "accounts-tolerance").send_keys("0")
+    Select(driver.find_element(By.ID, "disruption-measure")).select_by_value("workload")
+    gap = driver.find_element(By.ID, "mip-gap")
+    gap.clear()
+    gap.send_keys("0")
     result = _run_and_wait(driver, server, "the run with a potential band")
     rep_of = {a["account_id"]: a["rep_id"] for a in result["assignments"]}
     assert rep_of == {"A1": "R1", "A2": "R2", "A3": "R2", "A4": "R1"}, rep_of
+    api, key = server
+    sent = httpx.get(f"{api.url}/v1/jobs/{driver.execute_script('return state.jobId')}/scenario",
+                     headers={"Authorization": f"Bearer {key}"}).json()["scenario"]
+    assert sent["balance"]["potential"] == {"tolerance": 0.5, "hard": True}, sent
+    assert sent["balance"]["accounts"] == {"tolerance": 0}, sent
+    assert sent["disruption"] == {"measure": "workload"}, sent
+    assert sent["solver"]["mip_gap"] == 0, sent
 
 
 def test_an_infeasible_scenario_says_why(driver: Any, server: tuple[ApiServer, str],
@@ -427,8 +441,11 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
     quick = {"circuity": 1.2, "solver": {"time_limit": 20}}
     job = client.post("/v1/jobs", json={"kind": "align", "dataset_id": dataset["id"],
                                         "label": "reopen me", "scenario": {
-                                            "circuity": 1.3, "solver": {"time_limit": 20,
-                                                                        "mip_gap": 0.01}}}).json()
+                                            "circuity": 1.3, "keep_hierarchies": False,
+                                            "balance": {"accounts": {"tolerance": 0.25}},
+                                            "disruption": {"measure": "workload"},
+                                            "solver": {"time_limit": 20,
+                                                       "mip_gap": 0.0125}}}).json()
     batch = client.post("/v1/batches", json={"dataset_id": dataset["id"], "scenarios": [
         {"label": "batch ±10 %", "scenario": quick}]}).json()
     batch_job = batch["jobs"][0]["id"]
@@ -451,12 +468,15 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
     # Its scenario and dataset fill the form, to be changed and run again; the setting the
     # form has no field for is named.
     value = {name: driver.find_element(By.ID, name).get_attribute("value")
-             for name in ("label", "mode", "metric", "circuity", "time-limit", "tolerance")}
+             for name in ("label", "mode", "metric", "circuity", "time-limit", "tolerance",
+                          "accounts-tolerance", "disruption-measure", "mip-gap")}
     assert value == {"label": "reopen me", "mode": "align", "metric": "haversine",
-                     "circuity": "1.3", "time-limit": "20", "tolerance": "10"}, value
+                     "circuity": "1.3", "time-limit": "20", "tolerance": "10",
+                     "accounts-tolerance": "25", "disruption-measure": "workload",
+                     "mip-gap": "1.25"}, value
     assert driver.find_element(By.ID, "dataset-info").get_attribute("data-id") == dataset["id"]
     assert driver.find_element(By.ID, "run").is_enabled()
-    assert "solver.mip_gap" in _text(driver, "message")
+    assert "no field for keep_hierarchies:" in _text(driver, "message")
     assert driver.find_element(By.CSS_SELECTOR, "#kpis td[data-kpi='travel.total']").text \
         not in ("", "—")
     assert len(driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")) == 1
