@@ -37,6 +37,11 @@ A design's model holds the root form for every single node, C = {node of i}, fro
 (a unit away from its centre has a neighbour in its territory): without them the early
 rounds' plans scatter lone units, and a round is spent on each.
 
+A design's start with its centres given may use a restriction instead of cuts: every unit
+away from its centre has, in its territory, a neighbour fewer hops from the centre, so any
+plan that meets these rows is contiguous after one solve (it excludes some contiguous plans,
+so it gives starts, never bounds).
+
 Repair (above `EXACT_UNITS` nodes, and to turn any plan into a contiguous start)
 -------------------------------------------------------------------------------
 Stray components, smallest first, move whole to an adjacent territory when the bands (and
@@ -410,6 +415,30 @@ class Contiguity:
                     continue
                 rhs = [q for q in (where.get((int(v), t)) for v in near) if q is not None]
                 model.contiguity_neighbours.add(model.x[p] <= sum(model.x[q] for q in rhs))
+
+    def add_nearer_neighbour_rows(self, model: pyo.ConcreteModel,
+                                  where: dict[tuple[int, int], int],
+                                  territories: np.ndarray) -> None:
+        """Design with the centres given: a unit away from its centre's node has, in its
+        territory, a neighbour fewer hops from that node, x[i,t] ≤ Σ_{v nearer} x[v,t].
+        Every plan that meets these is contiguous (each unit has a path of falling hop
+        counts to the centre), so one solve gives a contiguous plan; the rows exclude some
+        contiguous plans too, so this is a start, not the exact method."""
+        model.nearer_neighbour = pyo.ConstraintList()
+        roots = self.root_node[territories]
+        hops = shortest_path(self.adj, unweighted=True, indices=np.maximum(roots, 0))
+        for t, root, d in zip(territories, roots, hops, strict=True):
+            if root < 0:
+                continue
+            for node, u in zip(self.pair_node, self.pair_unit, strict=True):
+                p = where.get((int(u), int(t)))
+                if p is None or node == root:
+                    continue
+                near = self.adj[[node]].indices
+                rhs = [q for q in (where.get((int(v), int(t))) for v in
+                                   self.units_at_nodes(near[d[near] < d[node]]))
+                       if q is not None]
+                model.nearer_neighbour.add(model.x[p] <= sum(model.x[q] for q in rhs))
 
     # -----------------------------------------------------------------------------------
     # Solving
@@ -1144,10 +1173,12 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
                  incumbent: tuple[float, np.ndarray] | None, deadline: float,
                  threads: int | None, rounds: int = 8) -> tuple[float, np.ndarray] | None:
     """A contiguous incumbent for a design, the cheapest of: the heuristic's plan repaired
-    (and a greedy one), and a contiguous locate–allocate from its centres (allocation with
-    cut rounds to the open centres, each centre moved to the best candidate inside its
-    territory, until stable). The repair is quick, but its moves cost travel that polishing
-    wins back only in part: North Carolina into 8, repaired 5,793, allocated 5,645."""
+    (and a greedy one), an allocation to its centres that is contiguous by construction
+    (`nearer_neighbour_allocation`), and a contiguous locate–allocate from its centres
+    (allocation with cut rounds to the open centres, each centre moved to the best candidate
+    inside its territory, until stable). The repair is quick, but its moves cost travel that
+    polishing wins back only in part: North Carolina into 8, repaired 5,793, allocated
+    5,645."""
     if contig is None:
         return incumbent
     from optimizer.design import _greedy_centres, build  # design imports this module
@@ -1162,6 +1193,12 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     # does.
     per_start = (deadline - time.perf_counter()) / ALLOCATION_SHARES
     made = [contig.contiguous_start(plan, time.perf_counter() + per_start) for plan in starts]
+    if incumbent is not None and contig.exact:
+        # The heuristic's centres, allocated so that every plan is contiguous: the start
+        # that remains when a repair cannot make the heuristic's plan whole within the bands
+        # (Georgia into 10 at ±5 %, where the plan depends on the HiGHS version).
+        made.append(nearer_neighbour_allocation(
+            contig, p, np.unique(contig.reroot(incumbent[1])), per_start, threads))
     found = [m for m in made if m is not None]
     best = min(found, key=lambda m: m[0]) if found else None
     if incumbent is None:
@@ -1195,6 +1232,34 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
             best = (float(sol.objective), plan)
         centres = _relocate_inside(contig, p, plan)
     return best
+
+
+def nearer_neighbour_allocation(contig: Contiguity, p: DesignProblem, centres: np.ndarray,
+                                 time_limit: float, threads: int | None
+                                 ) -> tuple[float, np.ndarray] | None:
+    """The cheapest allocation to these centres (the centre's unit in its territory) in which
+    every unit has a neighbour nearer its centre in its territory: contiguous by
+    construction; None when there is none or none in time."""
+    from optimizer.design import build  # design imports this module
+
+    centres = centres[centres >= 0]
+    sub = np.zeros_like(p.allowed)
+    sub[:, centres] = p.allowed[:, centres]
+    u, j = np.nonzero(sub)
+    closed = np.ones(p.n_candidates, dtype=bool)
+    closed[centres] = False
+    model = build(p, u, j, closed=closed)
+    where = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(u, j, strict=True))}
+    contig._add_root_links(model, where)
+    contig.add_nearer_neighbour_rows(model, where, centres)
+    sol = run_highs(model, HighsOptions(time_limit=max(time_limit, 0.5), mip_gap=1e-3,
+                                        threads=threads))
+    if not sol.has_solution or sol.objective is None:
+        return None
+    plan = contig._plan(sol.values["x"], u, j)
+    if contig.strays(plan) or not contig.roots_ok(plan):
+        return None  # the rows rule this out; a start must be whole, so check anyway
+    return contig.plan_cost(plan), plan
 
 
 def _relocate_inside(contig: Contiguity, p: DesignProblem, plan: np.ndarray) -> np.ndarray:

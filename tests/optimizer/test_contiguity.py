@@ -176,6 +176,98 @@ def test_grid_contiguous_design_matches_brute_force() -> None:
         assert _grid_connected(cells)
 
 
+def _grid_design_problem() -> tuple[Any, contiguity.Contiguity]:
+    from optimizer.design import prepare
+
+    acc, graph = _grid_accounts()
+    sc = Scenario.model_validate({
+        "mode": "design", "territories": 2, "metric": "euclidean", "contiguity": True,
+        "balance": {"workload": {"tolerance": 0.0, "hard": True}}})
+    data = DesignData(validate_accounts(acc, sc.metric)[0], units=graph)
+    p = prepare(data, sc)
+    c = contiguity.for_design(data, sc, p)
+    assert c is not None
+    return p, c
+
+
+def test_nearer_neighbour_allocation_matches_brute_force() -> None:
+    """For every pair of centre cells of the grid: the allocation equals the cheapest of the
+    2^12 plans that balance exactly and in which every cell but a centre has a neighbour one
+    hop nearer its centre in its territory (none: None), and it is contiguous. It is a
+    restriction: some pairs have a contiguous plan but none of this kind."""
+    p, c = _grid_design_problem()
+    pts = np.array([(x + 0.5, y + 0.5) for x, y in CELLS])
+    d = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    half = sum(WORKLOAD) / 2
+
+    def hops(i: int, j: int) -> int:
+        return abs(CELLS[i][0] - CELLS[j][0]) + abs(CELLS[i][1] - CELLS[j][1])
+
+    plans = [plan for plan in itertools.product([0, 1], repeat=len(CELLS))
+             if abs(sum(w for w, t in zip(WORKLOAD, plan, strict=True) if t == 0) - half) < 1e-9]
+    restricted = 0
+    for centres in itertools.combinations(range(len(CELLS)), 2):
+        best, best_contiguous = np.inf, np.inf
+        for plan in plans:
+            if plan[centres[0]] != 0 or plan[centres[1]] != 1:
+                continue
+            cost = float(sum(d[i, centres[t]] for i, t in enumerate(plan)))
+            if all(_grid_connected([i for i, t in enumerate(plan) if t == k]) for k in (0, 1)):
+                best_contiguous = min(best_contiguous, cost)
+            if all(i == centres[t] or any(plan[j] == t and hops(i, j) == 1 and
+                                          hops(j, centres[t]) < hops(i, centres[t])
+                                          for j in range(len(CELLS)))
+                   for i, t in enumerate(plan)):
+                best = min(best, cost)
+        got = contiguity.nearer_neighbour_allocation(c, p, np.array(centres), 10, None)
+        if best == np.inf:
+            assert got is None, centres
+            restricted += best_contiguous < np.inf
+            continue
+        assert got is not None and got[0] == pytest.approx(best, abs=1e-6), (centres, got)
+        assert got[0] >= best_contiguous - 1e-6
+        assert all(_grid_connected(list(np.flatnonzero(got[1] == k))) for k in centres)
+    assert restricted > 0
+
+
+@pytest.mark.slow
+def test_nearer_neighbour_allocation_gives_georgia_a_contiguous_start() -> None:
+    """Georgia into 10 at ±5 %: the start the design falls back on when no repair makes the
+    heuristic's plan whole (with highspy 1.16 none does). From the heuristic's centres it is
+    one piece per territory (counted on the county polygons), within the band, and each
+    centre's county is in its own territory."""
+    import time
+
+    from optimizer.design import locate_allocate, prepare
+
+    d = get_dataset_or_raise("ga-counties")
+    accounts, units = d.file("accounts.csv"), d.file("units.geojson")
+    assert accounts is not None and units is not None
+    sc = Scenario.model_validate({"mode": "design", "territories": 10, "contiguity": True,
+                                  "balance": {"workload": {"tolerance": 0.05}}})
+    polygons = load_units(units)
+    data = replace(read_design(accounts, sc, None, polygons),
+                   units=contiguity.UnitGraph.from_polygons(polygons))
+    p = prepare(data, sc)
+    c = contiguity.for_design(data, sc, p)
+    assert c is not None
+    heuristic = locate_allocate(p, time.perf_counter() + 10, None)
+    assert heuristic is not None
+    centres = np.unique(c.reroot(heuristic[1]))  # as the design does
+    start = contiguity.nearer_neighbour_allocation(c, p, centres, 30, None)
+    assert start is not None
+    plan = start[1]
+    assert start[0] == pytest.approx(c.plan_cost(plan))
+    acc = data.accounts
+    territory = np.asarray(p.candidate_ids)[plan[p.unit_of]]
+    assignment = pd.DataFrame({"account_id": acc["account_id"], "territory_id": territory})
+    assert set(unit_components(acc, assignment, polygons).values()) == {1}
+    load = pd.Series(acc["workload"].to_numpy()).groupby(territory).sum()
+    assert len(load) == 10 and (load / load.mean() - 1).abs().max() <= 0.05 + 1e-9
+    assert all(plan[p.unit_of[np.flatnonzero(acc["account_id"].astype(str) == cid)[0]]] == k
+               for k, cid in zip(centres, np.asarray(p.candidate_ids)[centres], strict=True))
+
+
 def test_cut_rounds_show_only_contiguous_plans(monkeypatch: pytest.MonkeyPatch) -> None:
     """A cut round's MIP reports its own plans, which may be in pieces and then cheaper than
     any contiguous plan, and its own bound, which starts low again each round: the progress
