@@ -1173,8 +1173,8 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
                  incumbent: tuple[float, np.ndarray] | None, deadline: float,
                  threads: int | None, rounds: int = 8) -> tuple[float, np.ndarray] | None:
     """A contiguous incumbent for a design, the cheapest of: the heuristic's plan repaired
-    (and a greedy one), an allocation to its centres that is contiguous by construction
-    (`nearer_neighbour_allocation`), and a contiguous locate–allocate from its centres
+    (and a greedy one), a locate–allocate from its centres whose allocations are contiguous
+    by construction (`nearer_neighbour_locate_allocate`), and one from its centres
     (allocation with cut rounds to the open centres, each centre moved to the best candidate
     inside its territory, until stable). The repair is quick, but its moves cost travel that
     polishing wins back only in part: North Carolina into 8, repaired 5,793, allocated
@@ -1194,11 +1194,12 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     per_start = (deadline - time.perf_counter()) / ALLOCATION_SHARES
     made = [contig.contiguous_start(plan, time.perf_counter() + per_start) for plan in starts]
     if incumbent is not None and contig.exact:
-        # The heuristic's centres, allocated so that every plan is contiguous: the start
-        # that remains when a repair cannot make the heuristic's plan whole within the bands
-        # (Georgia into 10 at ±5 %, where the plan depends on the HiGHS version).
-        made.append(nearer_neighbour_allocation(
-            contig, p, np.unique(contig.reroot(incumbent[1])), per_start, threads))
+        # From the heuristic's centres, allocations that are contiguous by construction: the
+        # start that remains when no repair makes the heuristic's plan whole within the bands
+        # (Georgia into 10 at ±5 %, where that plan depends on the HiGHS version).
+        made.append(nearer_neighbour_locate_allocate(
+            contig, p, np.unique(contig.reroot(incumbent[1])),
+            time.perf_counter() + per_start, threads, rounds))
     found = [m for m in made if m is not None]
     best = min(found, key=lambda m: m[0]) if found else None
     if incumbent is None:
@@ -1260,6 +1261,31 @@ def nearer_neighbour_allocation(contig: Contiguity, p: DesignProblem, centres: n
     if contig.strays(plan) or not contig.roots_ok(plan):
         return None  # the rows rule this out; a start must be whole, so check anyway
     return contig.plan_cost(plan), plan
+
+
+def nearer_neighbour_locate_allocate(contig: Contiguity, p: DesignProblem,
+                                      centres: np.ndarray, deadline: float,
+                                      threads: int | None, rounds: int
+                                      ) -> tuple[float, np.ndarray] | None:
+    """`nearer_neighbour_allocation`, each centre then moved to the best candidate inside its
+    territory, until the centres repeat, `rounds` or `deadline`: the cheapest plan.
+    Georgia into 10 at ±5 % (highspy 1.15.1): 9,995 from the heuristic's centres, 9,340
+    after six rounds in about 7 s."""
+    best: tuple[float, np.ndarray] | None = None
+    seen: set[tuple[int, ...]] = set()
+    for _ in range(rounds):
+        key = tuple(int(c) for c in sorted(centres))
+        left = deadline - time.perf_counter()
+        if key in seen or left <= 0.5:
+            break
+        seen.add(key)
+        found = nearer_neighbour_allocation(contig, p, np.array(key), left, threads)
+        if found is None:
+            break
+        if best is None or found[0] < best[0] - TOL:
+            best = found
+        centres = _relocate_inside(contig, p, found[1])
+    return best
 
 
 def _relocate_inside(contig: Contiguity, p: DesignProblem, plan: np.ndarray) -> np.ndarray:

@@ -266,6 +266,12 @@ def test_nearer_neighbour_allocation_gives_georgia_a_contiguous_start() -> None:
     assert len(load) == 10 and (load / load.mean() - 1).abs().max() <= 0.05 + 1e-9
     assert all(plan[p.unit_of[np.flatnonzero(acc["account_id"].astype(str) == cid)[0]]] == k
                for k, cid in zip(centres, np.asarray(p.candidate_ids)[centres], strict=True))
+    # Moving each centre inside its territory and allocating again lowers the travel here
+    # (measured: 9,995 to 9,340 with highspy 1.15.1), and every plan stays whole.
+    better = contiguity.nearer_neighbour_locate_allocate(c, p, centres,
+                                                         time.perf_counter() + 60, None, 8)
+    assert better is not None and better[0] < start[0] - 1
+    assert not c.strays(better[1]) and c.within_bands(better[1]) and c.roots_ok(better[1])
 
 
 def test_cut_rounds_show_only_contiguous_plans(monkeypatch: pytest.MonkeyPatch) -> None:
