@@ -1181,7 +1181,7 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     5,645."""
     if contig is None:
         return incumbent
-    from optimizer.design import _greedy_centres, build  # design imports this module
+    from optimizer.design import _greedy_centres  # design imports this module
 
     # Also from the greedy centres with every unit at its nearest one (no MIP needed).
     centres = _greedy_centres(p, np.random.default_rng(0))
@@ -1216,12 +1216,7 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
         if key in seen or left <= 0.5:
             break
         seen.add(key)
-        sub = np.zeros_like(p.allowed)
-        sub[:, centres] = p.allowed[:, centres]
-        u, j = np.nonzero(sub)
-        closed = np.ones(p.n_candidates, dtype=bool)
-        closed[centres] = False
-        model = build(p, u, j, closed=closed)
+        model, u, j = _allocation_model(p, centres)
         sol = contig.runner(u, j, complete=False)(
             model, HighsOptions(time_limit=left, mip_gap=1e-3, threads=threads))
         if not sol.has_solution or sol.objective is None:
@@ -1235,21 +1230,26 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     return best
 
 
+def _allocation_model(p: DesignProblem, centres: np.ndarray
+                      ) -> tuple[pyo.ConcreteModel, np.ndarray, np.ndarray]:
+    """The design's model with only `centres` open, over their allowed pairs (u, j)."""
+    from optimizer.design import build  # design imports this module
+
+    sub = np.zeros_like(p.allowed)
+    sub[:, centres] = p.allowed[:, centres]
+    u, j = np.nonzero(sub)
+    closed = np.ones(p.n_candidates, dtype=bool)
+    closed[centres] = False
+    return build(p, u, j, closed=closed), u, j
+
+
 def nearer_neighbour_allocation(contig: Contiguity, p: DesignProblem, centres: np.ndarray,
                                  time_limit: float, threads: int | None
                                  ) -> tuple[float, np.ndarray] | None:
     """The cheapest allocation to these centres (the centre's unit in its territory) in which
     every unit has a neighbour nearer its centre in its territory: contiguous by
     construction; None when there is none or none in time."""
-    from optimizer.design import build  # design imports this module
-
-    centres = centres[centres >= 0]
-    sub = np.zeros_like(p.allowed)
-    sub[:, centres] = p.allowed[:, centres]
-    u, j = np.nonzero(sub)
-    closed = np.ones(p.n_candidates, dtype=bool)
-    closed[centres] = False
-    model = build(p, u, j, closed=closed)
+    model, u, j = _allocation_model(p, centres[centres >= 0])
     where = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(u, j, strict=True))}
     contig._add_root_links(model, where)
     contig.add_nearer_neighbour_rows(model, where, centres)

@@ -230,21 +230,16 @@ def test_nearer_neighbour_allocation_matches_brute_force() -> None:
     assert restricted > 0
 
 
-@pytest.mark.slow
-def test_nearer_neighbour_allocation_gives_georgia_a_contiguous_start() -> None:
-    """Georgia into 10 at ±5 %: the start the design falls back on when no repair makes the
-    heuristic's plan whole (with highspy 1.16 none does). From the heuristic's centres it is
-    one piece per territory (counted on the county polygons), within the band, and each
-    centre's county is in its own territory."""
-    import time
-
+def _county_design(name: str, settings: dict[str, Any]) -> tuple[
+        DesignData, gpd.GeoDataFrame, Any, contiguity.Contiguity, tuple[float, np.ndarray]]:
+    """A bundled county data set's contiguous design problem: its data, polygons, problem,
+    contiguity and the locate–allocate plan (given 10 s)."""
     from optimizer.design import locate_allocate, prepare
 
-    d = get_dataset_or_raise("ga-counties")
+    d = get_dataset_or_raise(name)
     accounts, units = d.file("accounts.csv"), d.file("units.geojson")
     assert accounts is not None and units is not None
-    sc = Scenario.model_validate({"mode": "design", "territories": 10, "contiguity": True,
-                                  "balance": {"workload": {"tolerance": 0.05}}})
+    sc = Scenario.model_validate({"mode": "design", "contiguity": True, **settings})
     polygons = load_units(units)
     data = replace(read_design(accounts, sc, None, polygons),
                    units=contiguity.UnitGraph.from_polygons(polygons))
@@ -253,6 +248,17 @@ def test_nearer_neighbour_allocation_gives_georgia_a_contiguous_start() -> None:
     assert c is not None
     heuristic = locate_allocate(p, time.perf_counter() + 10, None)
     assert heuristic is not None
+    return data, polygons, p, c, heuristic
+
+
+@pytest.mark.slow
+def test_nearer_neighbour_allocation_gives_georgia_a_contiguous_start() -> None:
+    """Georgia into 10 at ±5 %: the start the design falls back on when no repair makes the
+    heuristic's plan whole (with highspy 1.16 none does). From the heuristic's centres it is
+    one piece per territory (counted on the county polygons), within the band, and each
+    centre's county is in its own territory."""
+    data, polygons, p, c, heuristic = _county_design("ga-counties", {
+        "territories": 10, "balance": {"workload": {"tolerance": 0.05}}})
     centres = np.unique(c.reroot(heuristic[1]))  # as the design does
     start = contiguity.nearer_neighbour_allocation(c, p, centres, 30, None)
     assert start is not None
@@ -476,24 +482,8 @@ def test_contiguous_start_allocates_when_repair_costs_travel() -> None:
     """North Carolina into 8 territories around county centres, ±10 %: the locate–allocate
     plan repaired and polished is contiguous, but allocating to its centres with the cut
     rounds gives a cheaper start (5,645 against 5,793 when measured)."""
-    import time
-
-    from optimizer.design import locate_allocate, prepare
-
-    d = get_dataset_or_raise("nc-counties")
-    accounts, units = d.file("accounts.csv"), d.file("units.geojson")
-    assert accounts is not None and units is not None
-    sc = Scenario.model_validate({"mode": "design", "territories": 8, "centres": "units",
-                                  "contiguity": True,
-                                  "balance": {"workload": {"tolerance": 0.10}}})
-    polygons = load_units(units)
-    data = replace(read_design(accounts, sc, None, polygons),
-                   units=contiguity.UnitGraph.from_polygons(polygons))
-    p = prepare(data, sc)
-    c = contiguity.for_design(data, sc, p)
-    assert c is not None
-    heuristic = locate_allocate(p, time.perf_counter() + 10, None)
-    assert heuristic is not None
+    _, _, p, c, heuristic = _county_design("nc-counties", {
+        "territories": 8, "centres": "units", "balance": {"workload": {"tolerance": 0.10}}})
     repaired = c.contiguous_start(heuristic[1])
     assert repaired is not None
     start = contiguity.design_start(c, p, heuristic, time.perf_counter() + 20, None)
