@@ -1249,7 +1249,8 @@ def nearer_neighbour_allocation(contig: Contiguity, p: DesignProblem, centres: n
     """The cheapest allocation to these centres (the centre's unit in its territory) in which
     every unit has a neighbour nearer its centre in its territory: contiguous by
     construction; None when there is none or none in time."""
-    model, u, j = _allocation_model(p, centres[centres >= 0])
+    centres = centres[centres >= 0]
+    model, u, j = _allocation_model(p, centres)
     where = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(u, j, strict=True))}
     contig._add_root_links(model, where)
     contig.add_nearer_neighbour_rows(model, where, centres)
