@@ -1205,29 +1205,57 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     if incumbent is None:
         return best
     plan = contig.reroot(incumbent[1])
-    centres = np.unique(plan[plan >= 0])
-    seen: set[tuple[int, ...]] = set()
     # An allocation that finds no contiguous plan soon has centres that do not suit the
     # map; the exact search, which moves the centres too, gets the time instead.
     per_allocation = (deadline - time.perf_counter()) / ALLOCATION_SHARES
+    allocated = _contiguous_locate_allocate(
+        contig, p, np.unique(plan[plan >= 0]),
+        lambda centres, seconds: _cut_round_allocation(contig, p, centres, seconds, threads),
+        deadline, per_allocation, rounds)
+    if allocated is not None and (best is None or allocated[0] < best[0] - TOL):
+        best = allocated
+    return best
+
+
+def _contiguous_locate_allocate(
+        contig: Contiguity, p: DesignProblem, centres: np.ndarray,
+        allocate: Callable[[np.ndarray, float], tuple[float, np.ndarray] | None],
+        deadline: float, per_allocation: float, rounds: int
+) -> tuple[float, np.ndarray] | None:
+    """`allocate(centres, seconds)` (a contiguous plan and its cost, or None), each centre
+    then moved to the best candidate inside its territory, and again until the centres
+    repeat, an allocation fails, `rounds` or `deadline`: the cheapest plan."""
+    best: tuple[float, np.ndarray] | None = None
+    seen: set[tuple[int, ...]] = set()
     for _ in range(rounds):
         key = tuple(int(c) for c in sorted(centres))
         left = min(deadline - time.perf_counter(), per_allocation)
         if key in seen or left <= 0.5:
             break
         seen.add(key)
-        model, u, j = _allocation_model(p, centres)
-        sol = contig.runner(u, j, complete=False)(
-            model, HighsOptions(time_limit=left, mip_gap=1e-3, threads=threads))
-        if not sol.has_solution or sol.objective is None:
+        found = allocate(np.array(key), left)
+        if found is None:
             break
-        plan = contig._plan(sol.values["x"], u, j)
-        if contig.strays(plan) or not contig.roots_ok(plan):
-            break
-        if best is None or sol.objective < best[0] - TOL:
-            best = (float(sol.objective), plan)
-        centres = _relocate_inside(contig, p, plan)
+        if best is None or found[0] < best[0] - TOL:
+            best = found
+        centres = _relocate_inside(contig, p, found[1])
     return best
+
+
+def _cut_round_allocation(contig: Contiguity, p: DesignProblem, centres: np.ndarray,
+                          seconds: float, threads: int | None
+                          ) -> tuple[float, np.ndarray] | None:
+    """The allocation to these centres with contiguity cut rounds; None when it has no
+    contiguous plan in time."""
+    model, u, j = _allocation_model(p, centres)
+    sol = contig.runner(u, j, complete=False)(
+        model, HighsOptions(time_limit=seconds, mip_gap=1e-3, threads=threads))
+    if not sol.has_solution or sol.objective is None:
+        return None
+    plan = contig._plan(sol.values["x"], u, j)
+    if contig.strays(plan) or not contig.roots_ok(plan):
+        return None
+    return float(sol.objective), plan
 
 
 def _allocation_model(p: DesignProblem, centres: np.ndarray
@@ -1265,28 +1293,16 @@ def nearer_neighbour_allocation(contig: Contiguity, p: DesignProblem, centres: n
 
 
 def nearer_neighbour_locate_allocate(contig: Contiguity, p: DesignProblem,
-                                      centres: np.ndarray, deadline: float,
-                                      threads: int | None, rounds: int
-                                      ) -> tuple[float, np.ndarray] | None:
-    """`nearer_neighbour_allocation`, each centre then moved to the best candidate inside its
-    territory, until the centres repeat, `rounds` or `deadline`: the cheapest plan.
-    Georgia into 10 at ±5 % (highspy 1.15.1): 9,995 from the heuristic's centres, 9,340
-    after six rounds in about 7 s."""
-    best: tuple[float, np.ndarray] | None = None
-    seen: set[tuple[int, ...]] = set()
-    for _ in range(rounds):
-        key = tuple(int(c) for c in sorted(centres))
-        left = deadline - time.perf_counter()
-        if key in seen or left <= 0.5:
-            break
-        seen.add(key)
-        found = nearer_neighbour_allocation(contig, p, np.array(key), left, threads)
-        if found is None:
-            break
-        if best is None or found[0] < best[0] - TOL:
-            best = found
-        centres = _relocate_inside(contig, p, found[1])
-    return best
+                                     centres: np.ndarray, deadline: float,
+                                     threads: int | None, rounds: int
+                                     ) -> tuple[float, np.ndarray] | None:
+    """Locate–allocate from these centres by `nearer_neighbour_allocation` until `deadline`:
+    the cheapest plan. Georgia into 10 at ±5 % (highspy 1.15.1): 9,995 from the heuristic's
+    centres, 9,340 after six rounds in about 7 s."""
+    return _contiguous_locate_allocate(
+        contig, p, centres,
+        lambda c, seconds: nearer_neighbour_allocation(contig, p, c, seconds, threads),
+        deadline, math.inf, rounds)
 
 
 def _relocate_inside(contig: Contiguity, p: DesignProblem, plan: np.ndarray) -> np.ndarray:
