@@ -221,6 +221,17 @@ function syncCentres() {
     "(units: territory centres at unit polygons)" : "(units need a dataset with unit polygons)";
 }
 
+// Designs take hard bands only; a soft band's weight is asked for when it is soft. Eligibility
+// maps segments to the reps' roles, which a design has none of.
+function syncBands() {
+  const design = $("mode").value === "design";
+  for (const metric of METRICS) {
+    $(`${metric}-hard`).disabled = design;
+    $(`${metric}-weight`).disabled = design || $(`${metric}-hard`).checked;
+  }
+  $("eligibility").disabled = design;
+}
+
 // Circuity scales great-circle distances only.
 function syncMetric() {
   $("circuity").disabled = $("metric").value !== "haversine";
@@ -307,34 +318,89 @@ function numberOf(id) {
   return raw === "" ? null : Number(raw);
 }
 
+// A planner's mistake in a field the service cannot name (it sees only the parsed scenario).
+class FormError extends Error {}
+
+const METRICS = ["workload", "potential", "accounts"];
+const TOLERANCE_FIELD = { workload: "tolerance", potential: "potential-tolerance",
+                          accounts: "accounts-tolerance" };
+
+// One metric's band: tolerance (a percentage in the form), absolute min/max, hard or soft
+// with a weight. Null when the form leaves the metric unbalanced; workload, balanced by
+// default, then says so explicitly.
+function bandFromForm(metric, design) {
+  const tolerance = numberOf(TOLERANCE_FIELD[metric]);
+  const band = tolerance === null ? {} : { tolerance: tolerance / 100 };
+  for (const bound of ["min", "max"]) {
+    const value = numberOf(`${metric}-${bound}`);
+    if (value !== null) band[bound] = value;
+  }
+  if (!Object.keys(band).length) return metric === "workload" ? { tolerance: null } : null;
+  if (metric === "workload" && tolerance === null) band.tolerance = null;
+  // A band as written is hard unless it says otherwise; potential, unbalanced by default,
+  // says so either way, so that the scenario reads the same as the form.
+  const hard = design || $(`${metric}-hard`).checked;
+  if (!hard || metric === "potential") band.hard = hard;
+  if (!hard) band.weight = numberOf(`${metric}-weight`) ?? 1;
+  return band;
+}
+
+// "segment: role, role" a line -> {segment: [role, ...]}.
+function eligibilityFromForm() {
+  const rules = {};
+  $("eligibility").value.split("\n").forEach((line, i) => {
+    if (!line.trim()) return;
+    const colon = line.indexOf(":");
+    const segment = colon < 0 ? "" : line.slice(0, colon).trim();
+    const roles = colon < 0 ? [] :
+      line.slice(colon + 1).split(/[,;]/).map((r) => r.trim()).filter((r) => r !== "");
+    if (!segment || !roles.length) {
+      throw new FormError(`Eligibility, line ${i + 1}: write "segment: role, role" ` +
+                          `(got "${line.trim()}")`);
+    }
+    if (segment in rules) {
+      throw new FormError(`Eligibility, line ${i + 1}: segment "${segment}" is listed twice`);
+    }
+    rules[segment] = roles;
+  });
+  return rules;
+}
+
 function scenarioFromForm() {
   const mode = $("mode").value;
+  const design = mode === "design";
   const metric = $("metric").value;
   const scenario = {
     mode,
     metric,
     objective: { travel: numberOf("w-travel") ?? 1, balance: numberOf("w-balance") ?? 0,
                  disruption: numberOf("w-disruption") ?? 0 },
-    balance: { workload: { tolerance: (numberOf("tolerance") ?? 10) / 100 } },
+    balance: {},
     solver: { time_limit: numberOf("time-limit") ?? 30,
               mip_gap: (numberOf("mip-gap") ?? 0.5) / 100 },
   };
+  for (const name of METRICS) {
+    const band = bandFromForm(name, design);
+    if (band) scenario.balance[name] = band;
+  }
+  const threads = numberOf("threads");
+  if (threads !== null) scenario.solver.threads = threads;
   // Great-circle km × 1.2 ≈ road km by default, as the bundled scenario files use.
   if (metric === "haversine") scenario.circuity = numberOf("circuity") ?? 1.2;
-  const potential = numberOf("potential-tolerance");
-  if (potential !== null) scenario.balance.potential = { tolerance: potential / 100, hard: true };
-  const accounts = numberOf("accounts-tolerance");
-  if (accounts !== null) scenario.balance.accounts = { tolerance: accounts / 100 };
-  if (mode === "design") scenario.territories = numberOf("territories") ?? 6;
-  if (mode === "design" && $("centres").value === "units") scenario.centres = "units";
-  if (mode === "design" && $("centres").value === "listed") {
+  if (design) scenario.territories = numberOf("territories") ?? 6;
+  if (design && $("centres").value === "units") scenario.centres = "units";
+  if (design && $("centres").value === "listed") {
     scenario.centres = $("centre-ids").value.split(/[\s,;]+/).filter((id) => id !== "");
   }
   if ($("contiguity").checked && !$("contiguity").disabled) scenario.contiguity = true;
+  if (!$("keep-hierarchies").checked) scenario.keep_hierarchies = false;
+  // Eligibility maps segments to rep roles: a design has no reps.
+  const eligibility = design ? {} : eligibilityFromForm();
+  if (Object.keys(eligibility).length) scenario.eligibility = eligibility;
   const maxShare = numberOf("max-share");
   // Disruption (its limit, and its weight in the objective) only means something when there
   // is a current alignment to move away from.
-  if (mode === "align") {
+  if (!design) {
     scenario.disruption = { measure: $("disruption-measure").value };
     if (maxShare !== null) scenario.disruption.max_share = maxShare / 100;
   }
@@ -346,7 +412,15 @@ async function runScenario(event) {
   if (!state.datasetId) return;
   clearMessage();
   const mode = $("mode").value;
-  const body = { kind: mode, dataset_id: state.datasetId, scenario: scenarioFromForm() };
+  let scenario;
+  try {
+    scenario = scenarioFromForm();
+  } catch (error) {
+    if (!(error instanceof FormError)) throw error;
+    showMessage("error", "Scenario not sent", el("p", {}, error.message));
+    return;
+  }
+  const body = { kind: mode, dataset_id: state.datasetId, scenario };
   const label = $("label").value.trim();
   if (label) body.label = label;
   $("run").disabled = true;
@@ -411,11 +485,13 @@ async function cancelJob() {
   }
 }
 
-async function finished(job) {
+// A finished run's map, figures and comparison; `notes` (from opening it) are shown with the
+// run's own warnings.
+async function finished(job, notes = []) {
   $("run").disabled = !state.datasetId;
   $("cancel").disabled = true;
   if (job.state === "failed" || !job.result_available) {
-    showFailure(job);
+    showFailure(job, notes);
     return;
   }
   const result = await apiJson(`/v1/jobs/${job.id}/result`);
@@ -436,24 +512,41 @@ async function finished(job) {
   state.finished = [...state.finished.filter((f) => f.job.id !== job.id),
                     { job, summary: result.summary }].slice(-2);
   showCompare();
+  const warnings = result.summary.warnings || [];
   if (job.state === "cancelled") {
-    showMessage("info", "Cancelled", el("p", {}, "Showing the best plan found before the stop."));
+    showNotes("Cancelled", ["Showing the best plan found before the stop.", ...notes],
+              warnings);
+  } else if (notes.length) {
+    showNotes("Scenario loaded with differences", notes, warnings);
+  } else if (warnings.length) {
+    showNotes("Finished with warnings", [], warnings);
   }
 }
 
-function showFailure(job) {
+// Notes from the page as paragraphs, then what the run itself warned of.
+function showNotes(title, notes, warnings) {
+  const body = notes.map((note) => el("p", {}, note));
+  if (warnings.length) {
+    body.push(el("p", {}, "The run warns:"),
+              el("ul", { class: "warnings" }, ...warnings.map((w) => el("li", {}, w))));
+  }
+  showMessage("info", title, ...body);
+}
+
+function showFailure(job, notes = []) {
   const error = job.error || { type: "unknown", message: `job ${job.state}`, reasons: [] };
+  const after = notes.map((note) => el("p", {}, note));  // from opening the run
   if (error.type === "infeasible") {
     const reasons = error.reasons.length ? error.reasons : [error.message];
     showMessage("error", "This scenario is infeasible",
       el("p", {}, "No plan meets every rule. Why:"),
       el("ul", { class: "reasons" }, ...reasons.map((r) => el("li", {}, r))),
       el("p", {}, "Try a wider workload tolerance, a looser disruption limit or more " +
-                  "territories."));
+                  "territories."), ...after);
   } else {
     const body = [el("p", {}, error.message)];
     if (error.issues && error.issues.length) body.push(issuesTable(error.issues));
-    showMessage("error", `Job ${job.state}: ${error.type}`, ...body);
+    showMessage("error", `Job ${job.state}: ${error.type}`, ...body, ...after);
   }
 }
 
@@ -649,10 +742,11 @@ async function openRun(jobId) {
     const job = await apiJson(`/v1/jobs/${jobId}`);
     state.jobId = job.id;
     showProgress(job);
-    await loadScenario(job);
+    const notes = await loadScenario(job);
     if (ENDED.includes(job.state)) {
-      await finished(job);
+      await finished(job, notes);
     } else {
+      if (notes.length) showNotes("Scenario loaded with differences", notes, []);
       $("run").disabled = true;
       $("cancel").disabled = false;
       schedulePoll();
@@ -662,14 +756,15 @@ async function openRun(jobId) {
   }
 }
 
-// The scenario keys the form shows; any other key of an opened run's scenario is named to
-// the planner, since a run from the form leaves it out.
+// The scenario keys the form has a field for; any other key of an opened run's scenario is
+// named to the planner, since a run from the form leaves it out.
 const FORM_KEYS = ["mode", "territories", "centres", "metric", "circuity", "objective.travel",
-  "objective.balance", "objective.disruption", "balance.workload.tolerance",
-  "balance.potential.tolerance", "balance.accounts.tolerance", "disruption.measure",
-  "disruption.max_share", "solver.time_limit", "solver.mip_gap", "contiguity"];
-// The form sends hard bands; a hard: true as written changes nothing.
-const HARD_KEYS = ["balance.workload.hard", "balance.potential.hard", "balance.accounts.hard"];
+  "objective.balance", "objective.disruption",
+  ...METRICS.flatMap((m) => ["tolerance", "min", "max", "hard", "weight"]
+    .map((k) => `balance.${m}.${k}`)),
+  "disruption.measure", "disruption.max_share", "keep_hierarchies", "contiguity",
+  "solver.time_limit", "solver.mip_gap", "solver.threads"];
+const hasField = (key) => FORM_KEYS.includes(key) || key.startsWith("eligibility.");
 
 function flatKeys(value, prefix = "") {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return [[prefix, value]];
@@ -681,7 +776,7 @@ function percentOf(share) {
 }
 
 // An opened run's scenario fills the form, and its dataset (while it exists) becomes the
-// current one: change a setting and run again.
+// current one: change a setting and run again. Returns notes on what the form cannot repeat.
 async function loadScenario(job) {
   const asked = await apiJson(`/v1/jobs/${job.id}/scenario`);
   const s = asked.scenario;
@@ -708,10 +803,27 @@ async function loadScenario(job) {
   $("metric").value = s.metric || "haversine";
   $("circuity").value = s.circuity ?? 1;
   const balance = s.balance || {};
-  const workload = balance.workload || {};
-  $("tolerance").value = percentOf("tolerance" in workload ? workload.tolerance : 0.1);
-  $("potential-tolerance").value = percentOf((balance.potential || {}).tolerance);
-  $("accounts-tolerance").value = percentOf((balance.accounts || {}).tolerance);
+  let more = false;  // a setting under "More settings" differs from the form's default
+  for (const metric of METRICS) {
+    const band = balance[metric] || {};
+    // Workload left out is balanced within ±10 %; a band written without a tolerance has none.
+    const tolerance = metric === "workload" && !balance.workload ? 0.1 : band.tolerance;
+    $(TOLERANCE_FIELD[metric]).value = percentOf(tolerance);
+    $(`${metric}-min`).value = band.min ?? "";
+    $(`${metric}-max`).value = band.max ?? "";
+    // An unbalanced metric keeps the form's default: a band typed in later is hard.
+    const active = [tolerance, band.min, band.max].some((v) => v !== null && v !== undefined);
+    $(`${metric}-hard`).checked = !active || (band.hard ?? true);
+    $(`${metric}-weight`).value = band.weight ?? 1;
+    more ||= band.min != null || band.max != null || !$(`${metric}-hard`).checked;
+  }
+  $("keep-hierarchies").checked = s.keep_hierarchies ?? true;
+  $("eligibility").value = Object.entries(s.eligibility || {})
+    .map(([segment, roles]) => `${segment}: ${roles.join(", ")}`).join("\n");
+  $("threads").value = (s.solver || {}).threads ?? "";
+  more ||= s.keep_hierarchies === false || Boolean($("eligibility").value) ||
+    Boolean($("threads").value);
+  if (more) $("more-settings").open = true;
   $("max-share").value = percentOf((s.disruption || {}).max_share);
   $("disruption-measure").value = (s.disruption || {}).measure ?? "accounts";
   const weights = s.objective || {};
@@ -723,8 +835,8 @@ async function loadScenario(job) {
   $("contiguity").checked = Boolean(s.contiguity) && !$("contiguity").disabled;
   syncCentres();
   syncMetric();
-  const unshown = flatKeys(s).filter(([key, value]) => !FORM_KEYS.includes(key) &&
-    !(HARD_KEYS.includes(key) && value === true)).map(([key]) => key);
+  syncBands();
+  const unshown = flatKeys(s).map(([key]) => key).filter((key) => !hasField(key));
   if (s.contiguity && !$("contiguity").checked) {
     notes.push("Contiguity needs unit polygons, which the current dataset lacks: a run from " +
                "the form leaves it out.");
@@ -733,10 +845,7 @@ async function loadScenario(job) {
     notes.push(`The form has no field for ${unshown.join(", ")}: a run from the form ` +
                `leaves ${unshown.length > 1 ? "them" : "it"} out.`);
   }
-  if (notes.length) {
-    showMessage("info", "Scenario loaded with differences",
-                ...notes.map((note) => el("p", {}, note)));
-  }
+  return notes;
 }
 
 async function deleteRun(job) {
@@ -810,7 +919,9 @@ function init() {
     $("max-share").disabled = design;
     $("disruption-measure").disabled = design;
     syncCentres();
+    syncBands();
   });
+  for (const metric of METRICS) $(`${metric}-hard`).addEventListener("change", syncBands);
   $("centres").addEventListener("change", syncCentres);
   $("metric").addEventListener("change", syncMetric);
   for (const button of document.querySelectorAll("button.download")) {

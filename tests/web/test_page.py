@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from optimizer.domain import Scenario
 from tests.api.conftest import local_env
 from tests.api.harness import (
     SLOW_SCENARIO,
@@ -315,6 +316,91 @@ def test_drive_times_alone_and_a_potential_band(driver: Any, server: tuple[ApiSe
     assert sent["solver"]["mip_gap"] == 0, sent
 
 
+def test_limits_soft_bands_families_and_eligibility(driver: Any,
+                                                    server: tuple[ApiServer, str],
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The settings under "More settings", each changing the plan or the run's warnings. By
+    the drive times, A1 and A3 are near R1, A2 and A4 near R2 (A3 is 7 from R2, A4 8 from
+    R1). Enterprise A4 may only go to R1 (a field rep), and R1 may carry at most 25 h (10 h an
+    account), so besides A4 it keeps one of A1 and A3: the cheaper plan moves A3 (travel
+    1 + 1 + 7 + 8 = 17, against 9 + 1 + 1 + 8 = 19). A1's parent is A2: kept together, the
+    family goes to R2 (10 either way) and A3 stays with R1 (travel 19)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    tables = {
+        "accounts": "account_id,workload,potential,current_rep,segment,parent_id\n"
+                    "A1,10,100,R1,smb,A2\nA2,10,0,R1,smb,\nA3,10,100,R2,smb,\n"
+                    "A4,10,0,R2,enterprise,\n",
+        "reps": "rep_id,capacity,role\nR1,100,field\nR2,100,inside\n",
+        "distances": "from_id,to_id,distance\nA1,R1,1\nA1,R2,9\nA2,R1,9\nA2,R2,1\n"
+                     "A3,R1,1\nA3,R2,7\nA4,R1,8\nA4,R2,1\n",
+    }
+    _open(driver, server)
+    Select(driver.find_element(By.ID, "upload-metric")).select_by_value("matrix")
+    _upload(driver, tmp_path, **tables)
+    wait_for(lambda: "8 distances" in _text(driver, "dataset-info"), timeout=60,
+             what="the matrix-only dataset")
+    field = {name: driver.find_element(By.ID, name) for name in (
+        "tolerance", "workload-max", "potential-tolerance", "potential-hard",
+        "potential-weight", "keep-hierarchies", "eligibility", "threads")}
+    assert not field["workload-max"].is_displayed()  # folded away until asked for
+    driver.find_element(By.CSS_SELECTOR, "#more-settings summary").click()
+    field["tolerance"].clear()  # no band around the fair share: the 25 h limit alone
+    field["workload-max"].send_keys("25")
+    field["eligibility"].send_keys("enterprise: field")
+    field["threads"].send_keys("1")
+    field["keep-hierarchies"].click()
+    # A soft potential band: its weight is asked for once it is soft. With the objective's
+    # balance weight at 0 it cannot act, and the run says so.
+    field["potential-tolerance"].send_keys("0")
+    assert not field["potential-weight"].is_enabled()
+    field["potential-hard"].click()
+    assert field["potential-weight"].is_enabled()
+    field["potential-weight"].clear()
+    field["potential-weight"].send_keys("2")
+    driver.execute_script("document.getElementById('more-settings').scrollIntoView()")
+    _report(_screenshot(driver, "planner-more-settings"), capsys)
+
+    result = _run_and_wait(driver, server, "the run with limits and eligibility")
+    rep_of = {a["account_id"]: a["rep_id"] for a in result["assignments"]}
+    assert rep_of == {"A1": "R1", "A2": "R2", "A3": "R2", "A4": "R1"}, rep_of
+    assert result["summary"]["objective_terms"]["travel"] == pytest.approx(17)
+    wait_for(lambda: "Finished with warnings" in _text(driver, "message"), timeout=30,
+             what="the run's warnings")
+    assert "soft potential band has no effect" in _text(driver, "message")
+    api, key = server
+    sent = httpx.get(f"{api.url}/v1/jobs/{driver.execute_script('return state.jobId')}/scenario",
+                     headers={"Authorization": f"Bearer {key}"}).json()["scenario"]
+    assert sent["balance"] == {"workload": {"tolerance": None, "max": 25},
+                               "potential": {"tolerance": 0, "hard": False, "weight": 2}}, sent
+    assert sent["keep_hierarchies"] is False, sent
+    assert sent["eligibility"] == {"enterprise": ["field"]}, sent
+    assert sent["solver"]["threads"] == 1, sent
+
+    field["keep-hierarchies"].click()
+    result = _run_and_wait(driver, server, "the run keeping A1 with its parent")
+    rep_of = {a["account_id"]: a["rep_id"] for a in result["assignments"]}
+    assert rep_of == {"A1": "R2", "A2": "R2", "A3": "R1", "A4": "R1"}, rep_of
+    assert result["summary"]["objective_terms"]["travel"] == pytest.approx(19)
+
+    # A line the page cannot read never reaches the service.
+    last_job = driver.execute_script("return state.jobId")
+    field["eligibility"].clear()
+    field["eligibility"].send_keys("enterprise field")
+    driver.find_element(By.ID, "run").click()
+    wait_for(lambda: "Scenario not sent" in _text(driver, "message"), timeout=30,
+             what="the unreadable eligibility line to be refused")
+    assert "line 1" in _text(driver, "message")
+    assert driver.execute_script("return state.jobId") == last_job
+    # Designs take hard bands only, and have no reps' roles to be eligible for.
+    Select(driver.find_element(By.ID, "mode")).select_by_value("design")
+    assert not field["potential-hard"].is_enabled()
+    assert not field["potential-weight"].is_enabled()
+    assert not field["eligibility"].is_enabled()
+
+
 def test_an_infeasible_scenario_says_why(driver: Any, server: tuple[ApiServer, str],
                                          capsys: pytest.CaptureFixture[str]) -> None:
     from selenium.webdriver.common.by import By
@@ -439,13 +525,17 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
                           timeout=60)
     dataset = client.post("/v1/bundled/us-regional").json()
     quick = {"circuity": 1.2, "solver": {"time_limit": 20}}
+    # Every setting away from its default; the limits are loose enough not to bind, and the
+    # soft potential band, with no balance weight, draws a warning.
+    scenario = {"circuity": 1.3, "keep_hierarchies": False,
+                "balance": {"workload": {"tolerance": 0.1, "max": 1500},
+                            "potential": {"min": 20e6, "hard": False, "weight": 2},
+                            "accounts": {"tolerance": 0.25, "max": 80}},
+                "eligibility": {"A": ["enterprise", "commercial"]},
+                "disruption": {"measure": "workload"},
+                "solver": {"time_limit": 20, "mip_gap": 0.0125, "threads": 1}}
     job = client.post("/v1/jobs", json={"kind": "align", "dataset_id": dataset["id"],
-                                        "label": "reopen me", "scenario": {
-                                            "circuity": 1.3, "keep_hierarchies": False,
-                                            "balance": {"accounts": {"tolerance": 0.25}},
-                                            "disruption": {"measure": "workload"},
-                                            "solver": {"time_limit": 20,
-                                                       "mip_gap": 0.0125}}}).json()
+                                        "label": "reopen me", "scenario": scenario}).json()
     batch = client.post("/v1/batches", json={"dataset_id": dataset["id"], "scenarios": [
         {"label": "batch ±10 %", "scenario": quick}]}).json()
     batch_job = batch["jobs"][0]["id"]
@@ -465,18 +555,34 @@ def test_runs_reopen_after_a_reload_and_delete(driver: Any, server: tuple[ApiSer
              what="the reopened run's 6 territories")
     assert "reopen me" in _text(driver, "result-label")
     assert "succeeded" in _text(driver, "p-state")
-    # Its scenario and dataset fill the form, to be changed and run again; the setting the
-    # form has no field for is named.
+    # Its scenario and dataset fill the form, to be changed and run again, with the settings
+    # under "More settings" unfolded; the run's warning is shown.
     value = {name: driver.find_element(By.ID, name).get_attribute("value")
              for name in ("label", "mode", "metric", "circuity", "time-limit", "tolerance",
-                          "accounts-tolerance", "disruption-measure", "mip-gap")}
+                          "workload-max", "potential-tolerance", "potential-min",
+                          "potential-weight", "accounts-tolerance", "accounts-max",
+                          "eligibility", "threads", "disruption-measure", "mip-gap")}
     assert value == {"label": "reopen me", "mode": "align", "metric": "haversine",
                      "circuity": "1.3", "time-limit": "20", "tolerance": "10",
-                     "accounts-tolerance": "25", "disruption-measure": "workload",
-                     "mip-gap": "1.25"}, value
+                     "workload-max": "1500", "potential-tolerance": "",
+                     "potential-min": "20000000", "potential-weight": "2",
+                     "accounts-tolerance": "25", "accounts-max": "80",
+                     "eligibility": "A: enterprise, commercial", "threads": "1",
+                     "disruption-measure": "workload", "mip-gap": "1.25"}, value
+    checked = {name: driver.find_element(By.ID, name).is_selected()
+               for name in ("workload-hard", "potential-hard", "accounts-hard",
+                            "keep-hierarchies")}
+    assert checked == {"workload-hard": True, "potential-hard": False, "accounts-hard": True,
+                       "keep-hierarchies": False}, checked
+    assert driver.find_element(By.ID, "more-settings").get_attribute("open") is not None
     assert driver.find_element(By.ID, "dataset-info").get_attribute("data-id") == dataset["id"]
     assert driver.find_element(By.ID, "run").is_enabled()
-    assert "no field for keep_hierarchies:" in _text(driver, "message")
+    wait_for(lambda: "soft potential band has no effect" in _text(driver, "message"),
+             timeout=30, what="the reopened run's warning")
+    assert "no field" not in _text(driver, "message")
+    # A run from the form asks for the same scenario (as the service reads it).
+    again = driver.execute_script("return scenarioFromForm()")
+    assert Scenario.model_validate(again) == Scenario.model_validate(scenario), again
     assert driver.find_element(By.CSS_SELECTOR, "#kpis td[data-kpi='travel.total']").text \
         not in ("", "—")
     assert len(driver.find_elements(By.CSS_SELECTOR, "#compare table.kpi")) == 1
