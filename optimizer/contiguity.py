@@ -772,6 +772,13 @@ class Contiguity:
         them, not every territory's pieces, keeps a move's check cheap on large maps)."""
         return all(self._pieces(self.nodes_of(plan, t)) <= 1 for t in territories)
 
+    def keeps_whole(self, plan: np.ndarray, territories: np.ndarray) -> bool:
+        """Whether these territories are each one piece with their centre's unit inside:
+        a plan that changed only them is then as contiguous as it was."""
+        roots = self.roots
+        return self.in_one_piece(plan, *territories) and (roots is None or all(
+            roots[t] >= 0 and plan[roots[t]] == t for t in territories))
+
     def border(self, nodes: np.ndarray) -> np.ndarray:
         """The nodes next to these nodes, outside them (a piece's separator in the cuts)."""
         if not len(nodes):

@@ -29,7 +29,10 @@ Method
    allocation's LP, then a MIP over the units it splits). Then neighbourhood
    re-optimisation: each pair of bordering territories is designed again on its own (a
    short MIP over their units and a few candidate centres each, both centres free) while
-   that lowers travel. This is the incumbent z.
+   that lowers travel. This is the incumbent z. With contiguity the plan is first made
+   contiguous (`contiguity.design_start`), and the re-optimisation, of pairs and then
+   triples, keeps a group's new plan only when each of its territories is one piece
+   around its centre.
 2. A Lagrangian bound in numpy. Relaxing the assignment rows (2) with multipliers λ leaves
    one knapsack per candidate (units at reduced cost c − λ, load within the first metric's
    band; the bands of further metrics relaxed too, with multipliers ν per candidate);
@@ -103,9 +106,11 @@ FULL_LP_PAIRS = 200_000
 HEURISTIC_SHARE = 0.25
 BOUND_SHARE = 0.6
 CORE_SHARE = 0.15
-# With contiguity: the contiguous start (after locate–allocate) until this share, the bound
-# until the next (to the end when fixing leaves too many pairs for the exact search), and no
-# core heuristic (its plans need not be contiguous).
+# With contiguity: the contiguous start (after locate–allocate) until the first share, its
+# neighbourhood re-optimisation until the second, the bound until the third (to the end when
+# fixing leaves too many pairs for the exact search), and no core heuristic (its plans need
+# not be contiguous).
+CONTIGUOUS_REPAIR_SHARE = 0.3
 CONTIGUOUS_START_SHARE = 0.6
 CONTIGUOUS_BOUND_SHARE = 0.75
 # The exact search after fixing is skipped above this many pairs (a Pyomo build and a MIP
@@ -732,11 +737,13 @@ def _resolve_group(p: DesignProblem, unit_centre: np.ndarray, group: tuple[int, 
 
 def improve_by_neighbours(p: DesignProblem, incumbent: tuple[float, np.ndarray],
                           deadline: float, threads: int | None,
-                          should_stop: StopCheck | None = None, sizes: Sequence[int] = (2,)
+                          should_stop: StopCheck | None = None, sizes: Sequence[int] = (2,),
+                          accept: Callable[[np.ndarray, np.ndarray], bool] | None = None
                           ) -> tuple[float, np.ndarray]:
     """Re-optimise neighbouring groups of territories, pairs first (then larger groups from
     `sizes` once no pair improves), until none improves (a local optimum for those moves)
-    or the deadline."""
+    or the deadline. `accept(plan, territories)`, when given, vets each better plan by the
+    territories the group became (contiguity: each one piece)."""
     unit_centre = incumbent[1].copy()
     version: dict[int, int] = {}  # bumped whenever a territory's units change
     tried: set[tuple[tuple[int, int], ...]] = set()  # groups that did not improve, as they were
@@ -753,6 +760,9 @@ def improve_by_neighbours(p: DesignProblem, incumbent: tuple[float, np.ndarray],
                     continue
                 better = _resolve_group(p, unit_centre, group, min(GROUP_SECONDS, left),
                                         threads)
+                if better is not None and accept is not None and not accept(
+                        better, np.unique(better[np.isin(unit_centre, group)])):
+                    better = None
                 if better is None:
                     tried.add(key)
                     continue
@@ -1626,9 +1636,14 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     if incumbent is not None and contig is None:
         incumbent = improve_by_neighbours(p, incumbent, heuristic_deadline, settings.threads,
                                      should_stop)
-    contiguous_deadline = started + CONTIGUOUS_START_SHARE * settings.time_limit
-    incumbent = contiguity.design_start(contig, p, incumbent, contiguous_deadline,
-                                        settings.threads)  # contiguous, or None: a cold MIP
+    incumbent = contiguity.design_start(
+        contig, p, incumbent, started + CONTIGUOUS_REPAIR_SHARE * settings.time_limit,
+        settings.threads)  # contiguous, or None: a cold MIP
+    if contig is not None and incumbent is not None:
+        # Pairs and triples of territories designed again, kept when each stays one piece.
+        incumbent = improve_by_neighbours(
+            p, incumbent, started + CONTIGUOUS_START_SHARE * settings.time_limit,
+            settings.threads, should_stop, sizes=(2, 3), accept=contig.keeps_whole)
 
     t_solve += time.perf_counter() - t0
     z_inc = incumbent[0] if incumbent else math.inf
