@@ -110,8 +110,8 @@ CORE_SHARE = 0.15
 # neighbourhood re-optimisation until the second, the bound until the third (to the end when
 # fixing leaves too many pairs for the exact search), and no core heuristic (its plans need
 # not be contiguous).
-CONTIGUOUS_REPAIR_SHARE = 0.3
-CONTIGUOUS_START_SHARE = 0.6
+CONTIGUOUS_START_SHARE = 0.3
+CONTIGUOUS_IMPROVE_SHARE = 0.6
 CONTIGUOUS_BOUND_SHARE = 0.75
 # The exact search after fixing is skipped above this many pairs (a Pyomo build and a MIP
 # that size do not close a gap within a planner's time limit).
@@ -1637,12 +1637,12 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
         incumbent = improve_by_neighbours(p, incumbent, heuristic_deadline, settings.threads,
                                      should_stop)
     incumbent = contiguity.design_start(
-        contig, p, incumbent, started + CONTIGUOUS_REPAIR_SHARE * settings.time_limit,
+        contig, p, incumbent, started + CONTIGUOUS_START_SHARE * settings.time_limit,
         settings.threads)  # contiguous, or None: a cold MIP
     if contig is not None and incumbent is not None:
         # Pairs and triples of territories designed again, kept when each stays one piece.
         incumbent = improve_by_neighbours(
-            p, incumbent, started + CONTIGUOUS_START_SHARE * settings.time_limit,
+            p, incumbent, started + CONTIGUOUS_IMPROVE_SHARE * settings.time_limit,
             settings.threads, should_stop, sizes=(2, 3), accept=contig.keeps_whole)
 
     t_solve += time.perf_counter() - t0
