@@ -1178,14 +1178,16 @@ def annotate(contiguity: Contiguity | None, result: PlanResult,
 
 def design_start(contig: Contiguity | None, p: DesignProblem,
                  incumbent: tuple[float, np.ndarray] | None, deadline: float,
-                 threads: int | None, rounds: int = 8) -> tuple[float, np.ndarray] | None:
+                 threads: int | None, rounds: int = 8, settle: float = math.inf
+                 ) -> tuple[float, np.ndarray] | None:
     """A contiguous incumbent for a design, the cheapest of: the heuristic's plan repaired
     (and a greedy one), a locate–allocate from its centres whose allocations are contiguous
     by construction (`nearer_neighbour_locate_allocate`), and one from its centres
     (allocation with cut rounds to the open centres, each centre moved to the best candidate
     inside its territory, until stable). The repair is quick, but its moves cost travel that
     polishing wins back only in part: North Carolina into 8, repaired 5,793, allocated
-    5,645."""
+    5,645. With a start in hand by `settle`, the last of these stops there (the time after
+    goes to improving the start); without one it may take until `deadline`."""
     if contig is None:
         return incumbent
     from optimizer.design import _greedy_centres  # design imports this module
@@ -1218,7 +1220,7 @@ def design_start(contig: Contiguity | None, p: DesignProblem,
     allocated = _contiguous_locate_allocate(
         contig, p, np.unique(plan[plan >= 0]),
         lambda centres, seconds: _cut_round_allocation(contig, p, centres, seconds, threads),
-        deadline, per_allocation, rounds)
+        deadline if best is None else min(deadline, settle), per_allocation, rounds)
     if allocated is not None and (best is None or allocated[0] < best[0] - TOL):
         best = allocated
     return best

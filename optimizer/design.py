@@ -106,10 +106,10 @@ FULL_LP_PAIRS = 200_000
 HEURISTIC_SHARE = 0.25
 BOUND_SHARE = 0.6
 CORE_SHARE = 0.15
-# With contiguity: the contiguous start (after locate–allocate) until the first share, its
-# neighbourhood re-optimisation until the second, the bound until the third (to the end when
-# fixing leaves too many pairs for the exact search), and no core heuristic (its plans need
-# not be contiguous).
+# With contiguity: the contiguous start (after locate–allocate) until the first share when
+# it has one by then (else it may take until the second), its neighbourhood re-optimisation
+# until the second, the bound until the third (to the end when fixing leaves too many pairs
+# for the exact search), and no core heuristic (its plans need not be contiguous).
 CONTIGUOUS_START_SHARE = 0.3
 CONTIGUOUS_IMPROVE_SHARE = 0.6
 CONTIGUOUS_BOUND_SHARE = 0.75
@@ -1636,14 +1636,15 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     if incumbent is not None and contig is None:
         incumbent = improve_by_neighbours(p, incumbent, heuristic_deadline, settings.threads,
                                      should_stop)
+    improved_by = started + CONTIGUOUS_IMPROVE_SHARE * settings.time_limit
     incumbent = contiguity.design_start(
-        contig, p, incumbent, started + CONTIGUOUS_START_SHARE * settings.time_limit,
-        settings.threads)  # contiguous, or None: a cold MIP
+        contig, p, incumbent, improved_by, settings.threads,
+        settle=started + CONTIGUOUS_START_SHARE * settings.time_limit
+    )  # contiguous, or None: a cold MIP
     if contig is not None and incumbent is not None:
         # Pairs and triples of territories designed again, kept when each stays one piece.
-        incumbent = improve_by_neighbours(
-            p, incumbent, started + CONTIGUOUS_IMPROVE_SHARE * settings.time_limit,
-            settings.threads, should_stop, sizes=(2, 3), accept=contig.keeps_whole)
+        incumbent = improve_by_neighbours(p, incumbent, improved_by, settings.threads,
+                                          should_stop, sizes=(2, 3), accept=contig.keeps_whole)
 
     t_solve += time.perf_counter() - t0
     z_inc = incumbent[0] if incumbent else math.inf
