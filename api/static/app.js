@@ -221,6 +221,28 @@ function syncCentres() {
     "(units: territory centres at unit polygons)" : "(units need a dataset with unit polygons)";
 }
 
+// The bands' rows under "More settings": name, min, max, hard, weight if soft, per metric.
+function addBandRows() {
+  const note = $("bands-note");
+  for (const metric of METRICS) {
+    const name = BAND_NAME[metric];
+    const number = (id, label, attrs) => el("input", { id, type: "number", min: "0",
+                                                       "aria-label": label, ...attrs });
+    const step = metric === "accounts" ? "1" : "any";
+    const hard = el("input", { id: `${metric}-hard`, type: "checkbox",
+                               "aria-label": `${name} band is hard` });
+    hard.checked = true;
+    hard.addEventListener("change", syncBands);
+    note.before(el("span", { class: "metric" }, name),
+                number(`${metric}-min`, `${name} minimum per territory`, { step }),
+                number(`${metric}-max`, `${name} maximum per territory`, { step }),
+                hard,
+                number(`${metric}-weight`, `${name} band weight if soft`,
+                       { step: "0.1", value: "1" }));
+  }
+  syncBands();
+}
+
 // Designs take hard bands only; a soft band's weight is asked for when it is soft. Eligibility
 // maps segments to the reps' roles, which a design has none of.
 function syncBands() {
@@ -322,6 +344,7 @@ function numberOf(id) {
 class FormError extends Error {}
 
 const METRICS = ["workload", "potential", "accounts"];
+const BAND_NAME = { workload: "Workload, h", potential: "Potential", accounts: "Accounts" };
 const TOLERANCE_FIELD = { workload: "tolerance", potential: "potential-tolerance",
                           accounts: "accounts-tolerance" };
 
@@ -921,7 +944,7 @@ function init() {
     syncCentres();
     syncBands();
   });
-  for (const metric of METRICS) $(`${metric}-hard`).addEventListener("change", syncBands);
+  addBandRows();
   $("centres").addEventListener("change", syncCentres);
   $("metric").addEventListener("change", syncMetric);
   for (const button of document.querySelectorAll("button.download")) {
