@@ -775,9 +775,7 @@ class Contiguity:
     def keeps_whole(self, plan: np.ndarray, territories: np.ndarray) -> bool:
         """Whether these territories are each one piece with their centre's unit inside:
         a plan that changed only them is then as contiguous as it was."""
-        roots = self.roots
-        return self.in_one_piece(plan, *territories) and (roots is None or all(
-            roots[t] >= 0 and plan[roots[t]] == t for t in territories))
+        return self.in_one_piece(plan, *territories) and self.roots_ok(plan, territories)
 
     def border(self, nodes: np.ndarray) -> np.ndarray:
         """The nodes next to these nodes, outside them (a piece's separator in the cuts)."""
@@ -1062,10 +1060,11 @@ class Contiguity:
             best = nxt
         return best
 
-    def roots_ok(self, plan: np.ndarray) -> bool:
+    def roots_ok(self, plan: np.ndarray, territories: np.ndarray | None = None) -> bool:
+        """Whether each territory (or each of these) holds its centre's unit."""
         if self.roots is None:
             return True
-        used = np.unique(plan[plan >= 0])
+        used = np.unique(plan[plan >= 0]) if territories is None else territories
         return bool(all(self.roots[t] >= 0 and plan[self.roots[t]] == t for t in used))
 
     def contiguous_start(self, plan: np.ndarray, deadline: float = math.inf

@@ -789,8 +789,9 @@ const FORM_KEYS = ["mode", "territories", "centres", "metric", "circuity", "obje
   "solver.time_limit", "solver.mip_gap", "solver.threads"];
 const hasField = (key) => FORM_KEYS.includes(key) || key.startsWith("eligibility.");
 
+// The dotted keys of a scenario's settings ("balance.workload.max", ...).
 function flatKeys(value, prefix = "") {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return [[prefix, value]];
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return [prefix];
   return Object.entries(value).flatMap(([k, v]) => flatKeys(v, prefix ? `${prefix}.${k}` : k));
 }
 
@@ -859,7 +860,7 @@ async function loadScenario(job) {
   syncCentres();
   syncMetric();
   syncBands();
-  const unshown = flatKeys(s).map(([key]) => key).filter((key) => !hasField(key));
+  const unshown = flatKeys(s).filter((key) => !hasField(key));
   if (s.contiguity && !$("contiguity").checked) {
     notes.push("Contiguity needs unit polygons, which the current dataset lacks: a run from " +
                "the form leaves it out.");
