@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -49,6 +49,7 @@ from optimizer.geo import load_units, local_crs
 from optimizer.hiring import solve as solve_hiring
 from optimizer.hiring import write_hiring_plan_png
 from optimizer.io import (
+    check_finished_run,
     model_from_mapping,
     read_alignment,
     read_design,
@@ -185,8 +186,17 @@ def _print_result(result: AlignmentResult | DesignResult, summary: dict[str, Any
     console.print(f"Outputs written to {out}/")
 
 
-def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None) -> None:
+# What `_write_outputs` writes beside summary.json: a failed align or design removes them,
+# so its folder never pairs a failure's summary with an earlier run's plan.
+PLAN_FILES = ("assignments.csv", "territories.csv", "territories.geojson", "map.png",
+              "map.html", "workbook.xlsx")
+
+
+def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None,
+          stale: Sequence[str] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
     write_json(out / "summary.json", {"status": status, "objective": None, "bound": None,
                                       "gap": None, "seconds": None, "message": message,
                                       "reasons": reasons or []})
@@ -228,23 +238,26 @@ def _write_outputs(out: Path, run: _Run) -> dict[str, Any]:
 
 
 @contextmanager
-def _exit_codes(out: Path, infeasible: str = "the scenario is infeasible") -> Iterator[None]:
+def _exit_codes(out: Path, infeasible: str = "the scenario is infeasible",
+                stale: Sequence[str] = ()) -> Iterator[None]:
     """Map every optimizer error to its exit code and a summary.json that says why (the only
-    place that does): bad input 2, infeasible 3, cancelled 4, solver error 1."""
+    place that does): bad input 2, infeasible 3, cancelled 4, solver error 1. Bad input
+    leaves the folder as it was (no run started); the other failures remove the `stale`
+    files of an earlier run there."""
     try:
         yield
     except InputError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_INPUT) from exc
     except InfeasibleScenarioError as exc:
-        _fail(out, "infeasible", infeasible, exc.reasons)
+        _fail(out, "infeasible", infeasible, exc.reasons, stale)
         err_console.print(f"[red]infeasible:[/] {exc}")
         raise typer.Exit(EXIT_INFEASIBLE) from exc
     except SolveCancelledError as exc:
-        _fail(out, "error", str(exc))
+        _fail(out, "error", str(exc), stale=stale)
         raise typer.Exit(EXIT_CANCELLED) from exc
     except (SolverError, OptimizerError) as exc:
-        _fail(out, "error", str(exc))
+        _fail(out, "error", str(exc), stale=stale)
         err_console.print(f"[red]solver error:[/] {exc}")
         raise typer.Exit(EXIT_SOLVER) from exc
 
@@ -252,7 +265,7 @@ def _exit_codes(out: Path, infeasible: str = "the scenario is infeasible") -> It
 def _execute(out: Path, quiet: bool, title: str,
              run: Callable[[Callable[[Progress], None] | None], _Run]) -> None:
     """Run a model with progress on the terminal and write its outputs."""
-    with _exit_codes(out):
+    with _exit_codes(out, stale=PLAN_FILES):
         with _progress(quiet) as progress:
             done = run(progress)
         _print_result(done.result, _write_outputs(out, done), out, title)
@@ -502,8 +515,10 @@ def quota(
             "over_assignment": over_assignment, "unit": unit, "band": band,
             "close_gap": close_gap, "manager_factor": manager_factor,
             "overlay_factor": overlay_factor}, "command line")
-        paths = {"territories": (assignments / "territories.csv"
-                                 if assignments is not None and assignments.is_dir()
+        run_folder = assignments if assignments is not None and assignments.is_dir() else None
+        if run_folder is not None:
+            check_finished_run(run_folder)
+        paths = {"territories": (run_folder / "territories.csv" if run_folder is not None
                                  else assignments),
                  "submissions": submissions or (assignments if method == "bottom-up"
                                                 else None),

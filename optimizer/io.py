@@ -182,11 +182,28 @@ def read_design(accounts: str | Path, scenario: Scenario,
     return validate_design(acc, dist, scenario.metric, sources=names, unit_points=points)
 
 
+def check_finished_run(folder: Path) -> None:
+    """Refuse a run folder whose summary.json says its run failed: its plan files, if any
+    are left, belong to no run the planner can trust."""
+    summary = folder / "summary.json"
+    if not summary.exists():
+        return
+    try:
+        status = json.loads(summary.read_text(encoding="utf-8")).get("status")
+    except (ValueError, AttributeError):
+        return  # not a summary this tool wrote: the tables are judged on their own
+    if status in ("infeasible", "error"):
+        raise InputError([Issue(str(folder), None, None,
+                                f"the run in this folder ended with status {status} "
+                                "(see its summary.json): it has no plan to use")])
+
+
 def read_plan(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """A finished plan: territories.csv and (if there) assignments.csv of a run's output
     folder, or a territories table given directly. Text cells as in `read_table`."""
     p = Path(path)
     if p.is_dir():
+        check_finished_run(p)
         territories = read_table(p / "territories.csv")
         assigned = p / "assignments.csv"
         assignments = read_table(assigned) if assigned.exists() else None

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optimizer.alignment import solve
-from optimizer.cli import EXIT_INFEASIBLE, app
+from optimizer.cli import EXIT_INFEASIBLE, EXIT_INPUT, app
 from optimizer.domain import Scenario
 from optimizer.errors import InfeasibleScenarioError
 from tests.conftest import make_instance
@@ -93,3 +93,24 @@ def test_cli_writes_infeasible_summary(tmp_path: Path) -> None:
     assert summary["status"] == "infeasible"
     assert "capacity add up to only 20 h" in summary["reasons"][0]
     assert isinstance(pd.read_csv(tmp_path / "a.csv"), pd.DataFrame)
+
+
+def test_an_infeasible_run_leaves_no_earlier_plan_behind(tmp_path: Path) -> None:
+    """Rerun into the same folder: the infeasible run removes the first run's plan files, so
+    nothing downstream can take them for its plan, and `territory quota` refuses the folder."""
+    inst = make_instance(6, 2, 7)
+    inst.accounts.to_csv(tmp_path / "a.csv", index=False)
+    inst.reps.to_csv(tmp_path / "r.csv", index=False)
+    out = tmp_path / "o"
+    align = ["align", "--accounts", str(tmp_path / "a.csv"), "--reps", str(tmp_path / "r.csv"),
+             "--out", str(out), "--quiet"]
+    assert CliRunner().invoke(app, align).exit_code == 0
+    assert (out / "assignments.csv").exists() and (out / "workbook.xlsx").exists()
+    inst.reps["capacity"] = 10.0
+    inst.reps.to_csv(tmp_path / "r.csv", index=False)
+    assert CliRunner().invoke(app, align).exit_code == EXIT_INFEASIBLE
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    res = CliRunner().invoke(app, ["quota", "--assignments", str(out), "--goal", "1000",
+                                   "--out", str(tmp_path / "q")])
+    assert res.exit_code == EXIT_INPUT
+    assert "ended with status infeasible" in res.output
