@@ -39,7 +39,9 @@ def read_table(path: str | Path, source: str | None = None, *, max_rows: int | N
                limit_name: str | None = None) -> pd.DataFrame:
     """A table as strings-and-numbers, from .csv, .parquet, .geojson/.json or .xlsx.
 
-    CSV cells are read as text so ids keep their leading zeros; validation parses numbers.
+    CSV and Excel cells are read as text, exactly as written: ids keep their leading zeros,
+    and a segment "NA" (North America) or a name "None" stays that. Only an empty cell is
+    missing; validation parses numbers (and there also reads NA, N/A, null… as missing).
     GeoJSON point features without lat/lon properties get them from the geometry.
     With `max_rows`, a longer table raises TooManyRowsError (naming `limit_name`, the
     setting) after reading at most `max_rows + 1` rows of a CSV or Excel file, or only the
@@ -59,10 +61,11 @@ def read_table(path: str | Path, source: str | None = None, *, max_rows: int | N
         elif suffix in (".geojson", ".json"):
             frame = _read_geojson(p, name)
         elif suffix in (".xlsx", ".xls"):
-            frame = pd.read_excel(p, dtype=str, nrows=nrows)
+            frame = pd.read_excel(p, dtype=str, nrows=nrows, keep_default_na=False,
+                                  na_values=[""])
         else:
             frame = pd.read_csv(p, dtype=str, skipinitialspace=True, encoding="utf-8-sig",
-                                nrows=nrows)
+                                nrows=nrows, keep_default_na=False, na_values=[""])
         if max_rows is not None and len(frame) > max_rows:
             raise TooManyRowsError(name, max_rows, limit_name)
         return frame

@@ -15,6 +15,9 @@ ACCOUNT_COLUMNS = ("account_id", "lat", "lon", "x", "y", "workload", "potential"
                    "current_rep", "locked_rep", "parent_id", "unit_id", "segment", "name")
 ID_COLUMNS = ("account_id", "current_rep", "locked_rep", "parent_id", "unit_id", "segment", "name")
 REP_ID_COLUMNS = ("rep_id", "role", "name")
+# In a numeric column these mean "no value" (spreadsheet and R/pandas exports write them);
+# in a text column they are text as written (segment NA is North America).
+MISSING_NUMBER = frozenset({"na", "n/a", "nan", "-nan", "null", "none", "#n/a", "<na>"})
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -49,7 +52,7 @@ class TableChecker:
         """Parse a numeric column, flagging text, blanks (without default) and range errors."""
         raw = df[column] if column in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
         text = raw.astype("string").str.strip()
-        blank = raw.isna() | (text == "")
+        blank = raw.isna() | (text == "") | text.str.lower().isin(MISSING_NUMBER)
         value = pd.to_numeric(raw.where(~blank), errors="coerce").astype(float)
         self.rows(~blank & value.isna(), column, "not a number", raw)
         if default is None:

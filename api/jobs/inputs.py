@@ -38,7 +38,8 @@ def frame_from_csv(text: str) -> pd.DataFrame:
     empty table a dataset without reps stores)."""
     if not text.strip():
         return pd.DataFrame()
-    return pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True)
+    return pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True,
+                       keep_default_na=False, na_values=[""])
 
 
 def frame_to_csv(frame: pd.DataFrame) -> str:

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from optimizer.alignment import solve as solve_alignment
 from optimizer.cli import EXIT_INPUT, app
-from optimizer.domain import DistanceMetric
+from optimizer.domain import DistanceMetric, Scenario
 from optimizer.errors import InputError
-from optimizer.io import read_scenario
+from optimizer.io import read_alignment, read_scenario
 from optimizer.validate import validate_alignment
 
 REPS = pd.DataFrame({"rep_id": ["R1", "R2"], "lat": ["33.7", "34.0"], "lon": ["-84.4", "-83.4"],
@@ -109,3 +110,41 @@ def test_cli_exit_code_2_and_message(tmp_path: Path) -> None:
     assert res.exit_code == EXIT_INPUT
     assert "accounts.csv row 2, column workload: must be ≥ 0" in res.output
     assert not (tmp_path / "out" / "assignments.csv").exists()
+
+
+def test_text_cells_come_through_as_written(tmp_path: Path) -> None:
+    """Segment NA (North America) and a name None are text; in a number column NA is the
+    missing value spreadsheet exports write, so an optional column takes its default."""
+    rows = ("account_id,lat,lon,workload,potential,segment,name\n"
+            "A1,33.1,-84.1,10,NA,NA,None\n"
+            "NA,33.2,-84.2,20,5,EU,\n")
+    (tmp_path / "accounts.csv").write_text(rows)
+    REPS.to_csv(tmp_path / "reps.csv", index=False)
+    data = read_alignment(tmp_path / "accounts.csv", tmp_path / "reps.csv", Scenario())
+    acc = data.accounts.set_index("account_id")
+    assert list(acc.index) == ["A1", "NA"]
+    assert acc.loc["A1", "segment"] == "NA" and acc.loc["A1", "name"] == "None"
+    assert pd.isna(acc.loc["NA", "name"])  # an empty cell is missing
+    assert list(acc["potential"]) == [0.0, 5.0]
+    # and NA in a required number column is a missing value, named as such
+    (tmp_path / "accounts.csv").write_text("account_id,lat,lon,workload\nA1,33.1,-84.1,N/A\n")
+    with pytest.raises(InputError) as err:
+        read_alignment(tmp_path / "accounts.csv", tmp_path / "reps.csv", Scenario())
+    assert [str(i) for i in err.value.issues] == [
+        "accounts.csv row 1, column workload: is empty"]
+
+
+def test_eligibility_of_segment_na_is_kept(tmp_path: Path) -> None:
+    """`eligibility: {NA: [enterprise]}` sends the NA accounts to the enterprise rep, though
+    the commercial rep is nearer (it was silently dropped when NA was read as missing)."""
+    (tmp_path / "accounts.csv").write_text(
+        "account_id,lat,lon,workload,segment\n"
+        "A1,33.70,-84.40,10,NA\nA2,33.71,-84.41,10,EU\nA3,34.00,-83.40,10,EU\n")
+    pd.DataFrame({"rep_id": ["R1", "R2"], "lat": ["33.7", "34.0"], "lon": ["-84.4", "-83.4"],
+                  "capacity": ["1600", "1600"], "role": ["commercial", "enterprise"]}
+                 ).to_csv(tmp_path / "reps.csv", index=False)
+    sc = Scenario.model_validate({"balance": {"workload": {"tolerance": None}},
+                                  "eligibility": {"NA": ["enterprise"]}})
+    data = read_alignment(tmp_path / "accounts.csv", tmp_path / "reps.csv", sc)
+    plan = solve_alignment(data, sc).assignments.set_index("account_id")["rep_id"]
+    assert plan.to_dict() == {"A1": "R2", "A2": "R1", "A3": "R2"}
