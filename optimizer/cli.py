@@ -50,6 +50,7 @@ from optimizer.hiring import solve as solve_hiring
 from optimizer.hiring import write_hiring_plan_png
 from optimizer.io import (
     check_finished_run,
+    check_output_folder,
     model_from_mapping,
     read_alignment,
     read_design,
@@ -202,11 +203,21 @@ def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None
                                       "reasons": reasons or []})
 
 
-def _with_time_limit(sc: Scenario, time_limit: float | None) -> Scenario:
-    if time_limit is None:
-        return sc
-    return sc.model_copy(update={"solver": sc.solver.model_copy(
-        update={"time_limit": time_limit})})
+def _overridden(sc: Scenario, time_limit: float | None, **update: Any) -> Scenario:
+    """The scenario with the command line's overrides, validated like the file (a time
+    limit of 0 or a territory count of -3 is bad input, named as from the command line)."""
+    values = sc.model_dump()
+    if time_limit is not None:
+        values["solver"] = {**values["solver"], "time_limit": time_limit}
+    return model_from_mapping(Scenario, {**values, **update}, "command line")
+
+
+def _date_option(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError([Issue("command line", None, option,
+                                f"not a date (YYYY-MM-DD): {text!r} ({exc})")]) from exc
 
 
 @dataclass
@@ -245,6 +256,7 @@ def _exit_codes(out: Path, infeasible: str = "the scenario is infeasible",
     leaves the folder as it was (no run started); the other failures remove the `stale`
     files of an earlier run there."""
     try:
+        check_output_folder(out)
         yield
     except InputError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -301,7 +313,7 @@ def align(
         if acc is None or rep is None:
             raise InputError([Issue("command line", None, None,
                                     "missing --accounts and --reps (or --dataset)")])
-        sc = _with_time_limit(read_scenario(sc_path), time_limit)
+        sc = _overridden(read_scenario(sc_path), time_limit)
         data = read_alignment(acc, rep, sc, dist)
         unit_file = units or (bundled.get_dataset_or_raise(dataset).file("units.geojson")
                               if dataset is not None else None)
@@ -339,11 +351,10 @@ def design(
         if acc is None:
             raise InputError([Issue("command line", None, None,
                                     "missing --accounts (or --dataset)")])
-        sc = _with_time_limit(read_scenario(scenario), time_limit)
         update: dict[str, Any] = {"mode": "design"}
         if territories is not None:
             update["territories"] = territories
-        sc = Scenario.model_validate({**sc.model_dump(), **update})
+        sc = _overridden(read_scenario(scenario), time_limit, **update)
         if units is None and dataset is not None:
             bundled_units = bundled.get_dataset_or_raise(dataset).file("units.geojson")
             polygons = load_units(bundled_units) if bundled_units is not None else None
@@ -416,7 +427,7 @@ def capacity(
                                            source=reps.name, needs_location=False)
             if issues:
                 raise InputError(issues)
-        first = date.fromisoformat(start) if start else parts.start or \
+        first = _date_option(start, "--start") if start else parts.start or \
             date.today().replace(day=1)
         sized = hired = None
         if wants_sizing:

@@ -9,6 +9,7 @@ from pathlib import Path
 import territory_datasets
 
 from optimizer.errors import InputError, Issue
+from optimizer.io import check_output_folder
 
 ROOT = Path(territory_datasets.__file__).resolve().parent
 
@@ -59,6 +60,7 @@ def export(name: str, target: str | Path) -> list[Path]:
     """Copy a bundled data set's files (data, scenario, SOURCE.md) into `target`."""
     d = get_dataset_or_raise(name)
     out = Path(target)
+    check_output_folder(out, "target")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for f in d.files():

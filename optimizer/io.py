@@ -185,6 +185,14 @@ def read_design(accounts: str | Path, scenario: Scenario,
     return validate_design(acc, dist, scenario.metric, sources=names, unit_points=points)
 
 
+def check_output_folder(folder: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is an existing file (its outputs
+    could not be written after the run)."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError([Issue("command line", None, option,
+                                f"{folder} is a file, not a folder for the outputs")])
+
+
 def check_finished_run(folder: Path) -> None:
     """Refuse a run folder whose summary.json says its run failed: its plan files, if any
     are left, belong to no run the planner can trust."""

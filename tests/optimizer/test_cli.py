@@ -202,3 +202,28 @@ def test_output_warnings_reach_the_terminal(tmp_path: Path) -> None:
     assert not (out / "map.png").exists()
     note = next(w for w in summary["warnings"] if "no coordinates" in w)
     assert f"warning: {note}" in res.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["design", "--dataset", "us-regional", "--territories", "0"],
+     "command line column territories: Input should be greater than or equal to 1"),
+    (["align", "--dataset", "us-regional", "--time-limit", "-5"],
+     "command line column solver.time_limit: Input should be greater than 0"),
+    (["design", "--dataset", "us-regional", "--territories", "3", "--time-limit", "0"],
+     "command line column solver.time_limit: Input should be greater than 0")])
+def test_command_line_overrides_are_checked_like_the_scenario(tmp_path: Path, args: list[str],
+                                                              message: str) -> None:
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("the planner's notes")
+    for args in (["align", "--dataset", "us-regional", "--out", str(taken), "--quiet"],
+                 ["datasets", "export", "us-regional", str(taken)]):
+        res = runner.invoke(app, args)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "is a file, not a folder for the outputs" in said, said
+    assert taken.read_text() == "the planner's notes"

@@ -68,3 +68,11 @@ def test_bad_plan_is_an_input_error(tmp_path: Path) -> None:
                                    "--out", str(tmp_path / "o")])
     assert res.exit_code == EXIT_INPUT
     assert "plan.yaml" in res.output and "months" in res.output and "bogus" in res.output
+
+
+def test_a_start_that_is_no_date_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(PLAN.format(q4=200000))
+    res = CliRunner().invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"),
+                                   "--start", "2027-13-01", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert "column --start: not a date (YYYY-MM-DD): '2027-13-01'" in res.output
