@@ -15,7 +15,7 @@ import pandas as pd
 
 from optimizer.distance import distance_matrix
 from optimizer.domain import AlignmentData, Metric, Scenario
-from optimizer.errors import InfeasibleScenarioError
+from optimizer.errors import InfeasibleScenarioError, InputError, Issue
 from optimizer.kpi import Book, book_from_frames
 
 METRICS: tuple[Metric, ...] = (Metric.workload, Metric.potential, Metric.accounts)
@@ -129,6 +129,26 @@ def assignment_units(acc: pd.DataFrame, keep_hierarchies: bool) -> Units:
     return Units(members, unit_of, label, amount, per_account)
 
 
+STUCK_SHOWN = 10  # accounts no rep may take, named in the explanation
+
+
+def eligibility_issues(accounts: pd.DataFrame, reps: pd.DataFrame,
+                       eligibility: dict[str, list[str]]) -> list[Issue]:
+    """Segments whose accounts the eligibility rule gives to roles no rep has (a typo such
+    as "Commercial" for "commercial", or reps without roles): bad input, one issue each."""
+    roles = reps["role"].to_numpy(dtype=object)
+    held = sorted({str(r) for r in roles if not pd.isna(r)})
+    issues = []
+    for segment, permitted in eligibility.items():
+        n = int((accounts["segment"] == segment).fillna(False).sum())
+        if n and not np.isin(roles, permitted).any():
+            issues.append(Issue("scenario", None, f"eligibility.{segment}", (
+                f"no rep has role {', '.join(map(repr, permitted))}, so the {n:,} accounts "
+                f"of segment {segment!r} could go to no one (the reps' roles: "
+                f"{', '.join(map(repr, held)) or 'none given'})")))
+    return issues
+
+
 def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
     """Turn validated data and a scenario into model arrays; raise InfeasibleScenarioError for
     contradictions visible without solving (locks, eligibility)."""
@@ -147,11 +167,12 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
 
     # Allowed pairs: known distance, eligibility by segment → roles, locks.
     allowed_acc = ~np.isnan(dist)
+    if unheld := eligibility_issues(acc, reps, scenario.eligibility):
+        raise InputError(unheld)
     roles = reps["role"].to_numpy(dtype=object)
     for segment, permitted in scenario.eligibility.items():
         mask = (acc["segment"] == segment).fillna(False).to_numpy()
-        ok_rep = np.isin(roles, permitted)
-        allowed_acc[mask] &= ok_rep[None, :]
+        allowed_acc[mask] &= np.isin(roles, permitted)[None, :]
     locked_acc = rep_pos.get_indexer(acc["locked_rep"].fillna("\0"))
     for i in np.flatnonzero(locked_acc >= 0):
         allowed_acc[i] = False
@@ -171,12 +192,17 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
                            "stays with one rep")
         elif locks:
             locked[u] = locks.pop()
-    for stuck in np.flatnonzero(~allowed.any(axis=1)):
-        if locked[stuck] >= 0:
-            why = f"it is locked to {rep_ids[locked[stuck]]}, whose distance is unknown"
-        else:
-            why = "no rep is eligible for it (segment eligibility, hierarchy or missing distances)"
-        reasons.append(f"account {label[stuck]} cannot be assigned: {why}")
+    stuck = np.flatnonzero(~allowed.any(axis=1))
+    for u in stuck[locked[stuck] >= 0]:
+        reasons.append(f"account {label[u]} cannot be assigned: it is locked to "
+                       f"{rep_ids[locked[u]]}, whose distance is unknown")
+    if len(free := stuck[locked[stuck] < 0]):
+        # One line for them all: a real file can have thousands.
+        shown = ", ".join(str(label[u]) for u in free[:STUCK_SHOWN])
+        more = f" and {len(free) - STUCK_SHOWN:,} more" if len(free) > STUCK_SHOWN else ""
+        reasons.append(f"{len(free):,} account(s) cannot be assigned, because no rep is "
+                       "eligible for them (segment eligibility, hierarchy or missing "
+                       f"distances): {shown}{more}")
 
     # Disruption: measure moved if the unit goes to each rep.
     dm = scenario.disruption.measure

@@ -21,6 +21,7 @@ from optimizer.domain import AlignmentData, DistanceMetric, Mode, Scenario
 from optimizer.errors import InputError, Issue
 from optimizer.io import json_safe, scenario_from_dict
 from optimizer.outputs import OutputWarning, write_geo_outputs
+from optimizer.problem import eligibility_issues
 from optimizer.result import PlanResult
 from optimizer.solve import Termination
 from optimizer.validate import validate_alignment
@@ -107,9 +108,16 @@ class PlanRunner:
             data = self.validate(inputs, metric)
         except InputError as exc:
             issues += exc.issues
+        else:
+            issues += self.data_issues(data, scenario)
         if issues:
             raise InputError(issues)
         return replace(data, units=graph), scenario
+
+    def data_issues(self, data: Any, scenario: Scenario  # noqa: ARG002 - a hook
+                    ) -> list[Issue]:
+        """Contradictions between valid data and a valid scenario, found at submission."""
+        return []
 
     def check(self, inputs: JobInputs) -> None:
         self.prepare(inputs)
@@ -134,6 +142,9 @@ class AlignRunner(PlanRunner):
     def solve(self, data: Any, scenario: Scenario, controls: SolveControls) -> PlanResult:
         return solve_alignment(data, scenario, on_progress=controls.on_progress,
                                should_stop=controls.should_stop)
+
+    def data_issues(self, data: Any, scenario: Scenario) -> list[Issue]:
+        return eligibility_issues(data.accounts, data.reps, scenario.eligibility)
 
     def reps(self, data: Any) -> pd.DataFrame | None:
         reps: pd.DataFrame = data.reps

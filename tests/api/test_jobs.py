@@ -107,6 +107,17 @@ def test_bad_rows_are_reported_with_row_and_field(acme: httpx.Client,
     assert any("not a number" in i["message"] for i in issues if i["field"] == "lat")
 
 
+def test_eligibility_to_a_role_no_rep_has_is_refused_at_submission(
+        acme: httpx.Client, regional: dict[str, Any]) -> None:
+    n_a = sum(a["segment"] == "A" for a in regional["accounts"])
+    body = {"scenario": {"eligibility": {"A": ["Enterprise"]}}, "data": regional}
+    issues = _issues(submit(acme, body))
+    assert [(i["source"], i["field"]) for i in issues] == [("scenario", "eligibility.A")]
+    assert issues[0]["message"].startswith(
+        f"no rep has role 'Enterprise', so the {n_a:,} accounts of segment 'A' could go to "
+        "no one (the reps' roles: ")
+
+
 def test_bad_scenario_and_bad_data_are_reported_together(acme: httpx.Client,
                                                          regional: dict[str, Any]) -> None:
     data = copy.deepcopy(regional)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from optimizer.alignment import solve
 from optimizer.cli import EXIT_INFEASIBLE, EXIT_INPUT, app
 from optimizer.domain import Scenario
-from optimizer.errors import InfeasibleScenarioError
+from optimizer.errors import InfeasibleScenarioError, InputError
 from tests.conftest import make_instance
 
 
@@ -50,10 +50,34 @@ def test_conflicting_locks_in_a_hierarchy() -> None:
                for r in found)
 
 
-def test_no_eligible_rep() -> None:
+def test_a_role_no_rep_has_is_bad_input_named_once() -> None:
+    """Eligibility to a role that no rep holds (here a capitalised one) is one input error
+    on the scenario's key, not an infeasibility listed account by account."""
     inst = make_instance(6, 3, 4)
-    found = reasons(inst, {"eligibility": {"A": ["specialist"]}})
-    assert any("cannot be assigned: no rep is eligible" in r for r in found)
+    sc = Scenario.model_validate({"eligibility": {"A": ["Commercial"], "B": ["commercial"]}})
+    with pytest.raises(InputError) as err:
+        solve(inst.data(sc), sc)
+    n_a = int((inst.accounts["segment"] == "A").sum())
+    assert [str(i) for i in err.value.issues] == [
+        f"scenario column eligibility.A: no rep has role 'Commercial', so the {n_a:,} "
+        "accounts of segment 'A' could go to no one (the reps' roles: 'commercial', "
+        "'enterprise')"]
+
+
+def test_accounts_no_rep_may_take_are_named_in_one_reason() -> None:
+    """Hierarchies that mix segments with disjoint roles fit no rep: one reason names them
+    (at most STUCK_SHOWN of them) with their count."""
+    inst = make_instance(30, 3, 4)
+    a = inst.accounts
+    a["segment"] = ["A", "B"] * 15
+    a["parent_id"] = [None if i % 2 == 0 else f"A{i - 1}" for i in range(30)]
+    found = reasons(inst, {"eligibility": {"A": ["enterprise"], "B": ["commercial"]}})
+    stuck = [r for r in found if "cannot be assigned" in r]
+    assert stuck == [
+        "15 account(s) cannot be assigned, because no rep is eligible for them (segment "
+        "eligibility, hierarchy or missing distances): hierarchy of A0 (2 accounts), "
+        + ", ".join(f"hierarchy of A{i} (2 accounts)" for i in range(2, 20, 2))
+        + " and 5 more"]
 
 
 def test_band_unreachable_after_solving_lp() -> None:
