@@ -62,7 +62,7 @@ import pyomo.environ as pyo
 from optimizer import blocks, contiguity, repair
 from optimizer.domain import AlignmentData, Scenario
 from optimizer.errors import InfeasibleScenarioError, SolveCancelledError, SolverError
-from optimizer.kpi import alignment_kpis, territory_table
+from optimizer.kpi import alignment_kpis, bands_of, territory_table
 from optimizer.problem import METRICS, Problem, fmt, prepare
 from optimizer.result import PlanResult, RunReport
 from optimizer.solve import (
@@ -865,10 +865,10 @@ def _result(data: AlignmentData, scenario: Scenario, p: Problem, unit_rep: np.nd
     territories = pd.DataFrame({"territory_id": p.rep_ids, "rep_id": p.rep_ids, "centre": None,
                                 **dict(table.items())})
     territories["capacity"] = reps["capacity"].to_numpy()
-    tolerances = {m.value: (scenario.balance.rule(m).tolerance or 0.10) for m in METRICS}
-    kpis = {"after": alignment_kpis(p.book, assign, tolerances)}
+    bands = bands_of(scenario.balance)
+    kpis = {"after": alignment_kpis(p.book, assign, bands)}
     if (p.book.current >= 0).any():
-        kpis["before"] = alignment_kpis(p.book, p.book.current, tolerances)
+        kpis["before"] = alignment_kpis(p.book, p.book.current, bands)
     after = kpis["after"]
     terms = {
         "travel": after["travel"]["total"],  # type: ignore[index]

@@ -81,7 +81,7 @@ from optimizer import blocks, contiguity
 from optimizer.distance import distance_matrix, spread_rows
 from optimizer.domain import DesignData, DistanceMetric, Scenario
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError
-from optimizer.kpi import Book, alignment_kpis, territory_table
+from optimizer.kpi import Book, alignment_kpis, bands_of, territory_table
 from optimizer.problem import METRICS, assignment_units, fmt
 from optimizer.result import PlanResult, RunReport
 from optimizer.solve import (
@@ -1907,8 +1907,7 @@ def _result(data: DesignData, p: DesignProblem, unit_centre: np.ndarray, report:
     max_workload = p.hi[0]
     territories["utilisation"] = table["workload"] / max_workload \
         if np.isfinite(max_workload) else None
-    tolerances = {m.value: (scenario.balance.rule(m).tolerance or 0.10) for m in METRICS}
-    kpis = {"after": alignment_kpis(book, assign, tolerances)}
+    kpis = {"after": alignment_kpis(book, assign, bands_of(scenario.balance))}
     for not_applicable in ("disruption", "utilisation"):  # no reps, no history in a design
         kpis["after"].pop(not_applicable, None)
     terms = {"travel": float(np.nansum(table["travel"]))}

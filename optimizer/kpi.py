@@ -11,7 +11,30 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from optimizer.domain import Balance
+
 METRICS = ("workload", "potential", "accounts")
+REPORTING_TOLERANCE = 0.10  # a metric the scenario sets no band for is reported against ±10 %
+
+
+@dataclass(frozen=True)
+class Band:
+    """What `share_within_tolerance` counts as balanced for one metric: within `tolerance`
+    of the fair share (when set) and within the absolute [lo, hi] (when set)."""
+
+    tolerance: float | None = REPORTING_TOLERANCE
+    lo: float | None = None
+    hi: float | None = None
+
+
+def bands_of(balance: Balance) -> dict[str, Band]:
+    """The scenario's band per metric, as the KPIs judge it."""
+    bands = {}
+    for m in METRICS:
+        rule = balance.rule(m)
+        unset = rule.tolerance is None and rule.min is None and rule.max is None
+        bands[m] = Band() if unset else Band(rule.tolerance, rule.min, rule.max)
+    return bands
 
 
 @dataclass(frozen=True)
@@ -56,17 +79,26 @@ def fair_shares(total: float, capacity: np.ndarray) -> np.ndarray:
     return total * capacity / capacity.sum()
 
 
-def balance_stats(values: np.ndarray, fair: np.ndarray, tolerance: float) -> dict[str, float]:
-    """Balance of one metric over territories, relative to each territory's fair share."""
+def balance_stats(values: np.ndarray, fair: np.ndarray, tolerance: float | None,
+                  lo: float | None = None, hi: float | None = None) -> dict[str, float]:
+    """Balance of one metric over territories, relative to each territory's fair share;
+    a territory is within tolerance when it is within each part of the band that is set."""
     ratio = np.divide(values, fair, out=np.ones_like(values), where=fair > 0)
     mean = float(values.mean()) if len(values) else 0.0
+    within = np.ones(len(values), dtype=bool)
+    if tolerance is not None:
+        within &= np.abs(ratio - 1) <= tolerance + 1e-9
+    if lo is not None:
+        within &= values >= lo - 1e-9 * max(1.0, lo)
+    if hi is not None:
+        within &= values <= hi + 1e-9 * max(1.0, hi)
     return {
         "max_over_mean": float(values.max() / mean) if mean > 0 else 0.0,
         "min_over_mean": float(values.min() / mean) if mean > 0 else 0.0,
         "cv": float(values.std() / mean) if mean > 0 else 0.0,
         "max_over_fair": float(ratio.max()),
         "min_over_fair": float(ratio.min()),
-        "share_within_tolerance": float(np.mean(np.abs(ratio - 1) <= tolerance + 1e-9)),
+        "share_within_tolerance": float(within.mean()) if len(values) else 1.0,
     }
 
 
@@ -83,16 +115,17 @@ def territory_table(book: Book, assign: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def alignment_kpis(book: Book, assign: np.ndarray,
-                   tolerances: dict[str, float]) -> dict[str, object]:
-    """Every alignment KPI: balance per metric, travel, disruption, utilisation, coverage."""
+def alignment_kpis(book: Book, assign: np.ndarray, bands: dict[str, Band]) -> dict[str, object]:
+    """Every alignment KPI: balance per metric (judged against `bands`, see `bands_of`),
+    travel, disruption, utilisation, coverage."""
     assigned = assign >= 0
     table = territory_table(book, assign)
     balance = {}
     for m in METRICS:
         total = float(book.metric(m)[assigned].sum())
         fair = fair_shares(total, book.capacity)
-        balance[m] = balance_stats(table[m], fair, tolerances.get(m, 0.1))
+        band = bands.get(m, Band())
+        balance[m] = balance_stats(table[m], fair, band.tolerance, band.lo, band.hi)
     travel = np.nan_to_num(account_travel(book, assign))
     dist = np.nan_to_num(account_distance(book, assign))
     w = book.workload[assigned]

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from optimizer.kpi import Book, alignment_kpis, territory_table
+from optimizer.domain import Balance
+from optimizer.kpi import Band, Book, alignment_kpis, bands_of, territory_table
 
 
 def book() -> Book:
@@ -30,7 +31,7 @@ def test_territory_table() -> None:
 
 
 def test_alignment_kpis() -> None:
-    k = alignment_kpis(book(), np.array([0, 1, 1]), {"workload": 0.1})
+    k = alignment_kpis(book(), np.array([0, 1, 1]), {"workload": Band(0.1)})
     wl = k["balance"]["workload"]
     # fair shares by capacity: 60 × (0.25, 0.75) = (15, 45); loads (10, 50)
     assert math.isclose(wl["max_over_fair"], 50 / 45)
@@ -46,3 +47,20 @@ def test_alignment_kpis() -> None:
     assert d["workload_moved"] == 20.0 and math.isclose(d["workload_moved_share"], 20 / 30)
     assert d["potential_moved_share"] == 0.0
     assert k["utilisation"]["over_capacity_reps"] == 0
+
+
+def test_within_tolerance_judges_the_band_the_scenario_sets() -> None:
+    """Loads (10, 50) against fair shares (15, 45): absolute bands are judged as given, a
+    tolerance of 0 is 0 (not the ±10 % shown when a metric has no band at all)."""
+    def share(rule: dict) -> float:
+        bands = bands_of(Balance.model_validate({"workload": rule}))
+        wl = alignment_kpis(book(), np.array([0, 1, 1]), bands)["balance"]["workload"]
+        return float(wl["share_within_tolerance"])  # type: ignore[index]
+
+    assert share({"tolerance": None, "min": 10, "max": 50}) == 1.0
+    assert share({"tolerance": None, "min": 12}) == 0.5
+    assert share({"tolerance": 0.12}) == 0.5  # 50/45 is within 12 %, 10/15 is not
+    assert share({"tolerance": 0.5, "max": 40}) == 0.5  # both within 50 %; 50 is over 40
+    assert share({"tolerance": 0.5}) == 1.0
+    assert share({"tolerance": None}) == 0.0  # no band: ±10 %
+    assert share({"tolerance": 0.0}) == 0.0

@@ -27,7 +27,7 @@ from optimizer import alignment, design
 from optimizer.distance import distance_matrix, haversine_km
 from optimizer.domain import AlignmentData, DesignData, DistanceMetric, Scenario
 from optimizer.errors import InfeasibleScenarioError, InputError
-from optimizer.kpi import alignment_kpis, book_from_frames
+from optimizer.kpi import alignment_kpis, bands_of, book_from_frames
 from optimizer.quota import round_exact
 from optimizer.validate import validate_alignment, validate_design
 from tests.optimizer.plan_checks import assert_plan_valid
@@ -181,9 +181,7 @@ def test_feasible_realignments_honour_every_rule(drawn: Drawn) -> None:
         assert after["disruption"]["workload_moved"] == pytest.approx(
             acc["workload"].to_numpy(float)[moved].sum())
     book = book_from_frames(acc, reps, distance_matrix(acc, reps, sc.metric, sc.circuity))
-    tolerances = {m: (sc.balance.rule(m).tolerance or 0.10)
-                  for m in ("workload", "potential", "accounts")}
-    again = _flat(alignment_kpis(book, rep_of, tolerances))
+    again = _flat(alignment_kpis(book, rep_of, bands_of(sc.balance)))
     assert again == pytest.approx(_flat(after), rel=1e-12, abs=1e-12)
 
 
