@@ -334,7 +334,12 @@ def _notes(curve: pd.DataFrame, recommended: int | None, lower: int, settings: S
         notes.append(f"the smallest N swept fits; a smaller N may fit too (the workload alone "
                      f"needs at least {lower} territories)")
     below = curve[curve["territories"] == recommended - 1]
-    if len(below) and bool(below["proven_unfit"].iloc[0]):
+    if len(below) and bool(below["proven_unfit"].iloc[0]) and \
+            below["status"].iloc[0] == "infeasible":
+        notes.append(f"{recommended - 1} territories cannot fit: no design of "
+                     f"{recommended - 1} territories keeps every territory's workload within "
+                     f"the balance band ({below['reason'].iloc[0]})")
+    elif len(below) and bool(below["proven_unfit"].iloc[0]):
         notes.append(f"{recommended - 1} territories cannot fit: the least travel any balanced "
                      f"design of {recommended - 1} needs (the design's bound) already puts mean "
                      f"utilisation at {below['mean_utilisation_bound'].iloc[0]:.1%}, above the "

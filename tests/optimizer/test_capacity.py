@@ -245,3 +245,21 @@ def test_cli_refuses_missing_inputs(tmp_path: Path) -> None:
                               "--max-n", "4", "--quiet", "--out", str(tmp_path / "o")])
     assert res.exit_code == EXIT_INPUT
     assert "--capacity-hours" in res.output and "--reps with a capacity column" in res.output
+
+
+def test_an_n_the_band_rules_out_is_explained_by_the_band() -> None:
+    """Accounts of 300, 300, 300 and 30 h at ±10 %: two territories cannot share 930 h
+    within 418.5–511.5 h each, whatever their hours; the note says so (it used to quote a
+    mean utilisation of 46.5 % as 'above the 90 % target')."""
+    acc = pd.DataFrame({"account_id": ["A", "B", "C", "D"], "x": ["0", "10", "20", "30"],
+                        "y": "0", "workload": ["300", "300", "300", "30"]})
+    data = validate_design(acc, None, DistanceMetric.euclidean)
+    done = sweep(data, SizingSettings.model_validate({
+        "capacity_hours": 1000, "travel_speed": 1000, "target_utilisation": 0.9,
+        "min_territories": 1, "max_territories": 3, "time_limit": 10,
+        "scenario": {"metric": "euclidean", "balance": {"workload": {"tolerance": 0.1}}}}))
+    assert done.recommended == 3
+    note = next(n for n in done.notes if n.startswith("2 territories cannot fit"))
+    assert note.startswith("2 territories cannot fit: no design of 2 territories keeps every "
+                           "territory's workload within the balance band ("), note
+    assert "target" not in note
