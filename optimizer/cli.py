@@ -36,7 +36,7 @@ from optimizer.compare import compare_runs, kpi_is_share
 from optimizer.contiguity import unit_graph
 from optimizer.design import DesignResult
 from optimizer.design import solve as solve_design
-from optimizer.domain import DistanceMetric, Scenario
+from optimizer.domain import DistanceMetric, Mode, Scenario
 from optimizer.errors import (
     InfeasibleScenarioError,
     InputError,
@@ -314,6 +314,10 @@ def align(
             raise InputError([Issue("command line", None, None,
                                     "missing --accounts and --reps (or --dataset)")])
         sc = _overridden(read_scenario(sc_path), time_limit)
+        if sc.mode is not Mode.align:
+            raise InputError([Issue(sc_path.name if sc_path else "scenario", None, "mode", (
+                f"territory align realigns (mode align), and this scenario says mode "
+                f"{sc.mode.value}: run it with territory {sc.mode.value}"))])
         data = read_alignment(acc, rep, sc, dist)
         unit_file = units or (bundled.get_dataset_or_raise(dataset).file("units.geojson")
                               if dataset is not None else None)

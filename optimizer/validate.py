@@ -112,7 +112,10 @@ def validate_reps(df: pd.DataFrame, metric: DistanceMetric, *, source: str = "re
         _coordinates(check, df, metric, out, "reps")
     if check.require(df, "capacity", " (selling hours per year)"):
         out["capacity"] = check.number(df, "capacity", low=0, strictly_positive=True)
-    out["max_accounts"] = check.number(df, "max_accounts", default=np.nan, low=0)
+    out["max_accounts"] = limit = check.number(df, "max_accounts", default=np.nan, low=0)
+    if "max_accounts" in df.columns:
+        check.rows(np.isfinite(limit) & (limit != np.round(limit)), "max_accounts",
+                   "must be a whole number of accounts", df["max_accounts"])
     out["role"] = _text(df["role"]) if "role" in df.columns else pd.Series(pd.NA, index=df.index,
                                                                            dtype="string")
     out["name"] = _text(df["name"]) if "name" in df.columns else out.get("rep_id")
@@ -193,6 +196,14 @@ def _distance_issues(distances: pd.DataFrame, accounts: pd.DataFrame, targets: p
                out["from_id"])
     check.rows(~out["to_id"].isin(set(targets.dropna())).to_numpy(), "to_id",
                f"unknown {target}", out["to_id"])
+    # A pair given twice with two distances: which one the planner meant is not ours to guess.
+    if (repeated := out.duplicated(["from_id", "to_id"]).to_numpy()).any():
+        row = pd.Series(np.arange(len(out)), index=out.index)
+        first = row.groupby([out["from_id"], out["to_id"]], dropna=False).transform("min")
+        for i in np.flatnonzero(repeated):
+            check.add(int(i) + 1, "to_id", f"the pair ({out['from_id'].iloc[i]}, "
+                      f"{out['to_id'].iloc[i]}) is given twice (first on row "
+                      f"{int(first.iloc[i]) + 1})")
     return out.reset_index(drop=True), check.issues
 
 

@@ -148,3 +148,23 @@ def test_eligibility_of_segment_na_is_kept(tmp_path: Path) -> None:
     data = read_alignment(tmp_path / "accounts.csv", tmp_path / "reps.csv", sc)
     plan = solve_alignment(data, sc).assignments.set_index("account_id")["rep_id"]
     assert plan.to_dict() == {"A1": "R2", "A2": "R1", "A3": "R2"}
+
+
+def test_a_distance_pair_given_twice_and_a_fractional_account_limit_are_refused() -> None:
+    dist = pd.DataFrame({"from_id": ["A1", "A2", "A1"], "to_id": ["R1", "R1", "R1"],
+                         "distance": ["5", "6", "7"]})
+    reps = REPS.assign(max_accounts=["2.5", "3"])
+    with pytest.raises(InputError) as err:
+        validate_alignment(accounts(), reps, dist, DistanceMetric.haversine)
+    assert [str(i) for i in err.value.issues] == [
+        "reps row 1, column max_accounts: must be a whole number of accounts (got '2.5')",
+        "distances row 3, column to_id: the pair (A1, R1) is given twice (first on row 1)"]
+
+
+def test_align_refuses_a_design_scenario(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("mode: design\nterritories: 3\n")
+    res = CliRunner().invoke(app, ["align", "--dataset", "us-regional", "--scenario",
+                                   str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == EXIT_INPUT
+    assert "s.yaml column mode: territory align realigns (mode align), and this scenario " \
+        "says mode design: run it with territory design" in " ".join(res.output.split())
