@@ -703,6 +703,13 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         rule = scenario.balance.rule(metric)
         if rule.active and not rule.hard and scenario.objective.balance == 0:
             warnings.append(f"soft {metric.value} band has no effect: objective.balance is 0")
+    limits_moves = scenario.disruption.max_share is not None or scenario.objective.disruption > 0
+    if limits_moves and p.moved_total == 0:
+        measure = scenario.disruption.measure.value
+        why = ("no account has a rep today (current_rep)" if measure == "accounts" else
+               f"they count {measure} moved, and the accounts with a rep today have no "
+               f"{measure}")
+        warnings.append(f"the disruption limit and weight have no effect: {why}")
 
     # 1. dual warm start, 2. LP with pricing over every allowed pair
     clock.tell("dual", message="estimating prices")

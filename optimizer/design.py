@@ -295,6 +295,10 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
         raise InputError(issues)
     n_terr = int(n_terr or 0)
     centres, notes = _candidates(data, scenario, n_terr)
+    if "locked_rep" in acc.columns and (locked := int(acc["locked_rep"].notna().sum())):
+        # A lock names a rep, and a design has none: say so rather than drop it unseen.
+        notes.append(f"locked_rep is ignored in a design ({locked:,} accounts carry one): "
+                     "territories are carved without reps")
     if n_terr > len(centres):
         raise InfeasibleScenarioError([f"{n_terr} territories need at least as many candidate "
                                        f"centres, but there are {len(centres)}"])

@@ -590,6 +590,18 @@ def _plane_accounts(n: int, **columns: object) -> pd.DataFrame:
                          "workload": rng.uniform(5, 40, n), **columns})
 
 
+def test_a_lock_in_a_design_is_named_as_ignored() -> None:
+    acc = pd.DataFrame({"account_id": ["A", "B", "C", "D"], "x": [0, 1, 10, 11],
+                        "y": [0, 0, 0, 0], "workload": [10, 10, 10, 10],
+                        "locked_rep": ["R1", None, "R1", None]})
+    sc = Scenario.model_validate({"mode": "design", "metric": "euclidean", "territories": 2,
+                                  "balance": {"workload": {"tolerance": None}}})
+    result = solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
+    assert result.report.objective == 2.0  # {A, B} and {C, D}, each around one of its pair
+    assert "locked_rep is ignored in a design (2 accounts carry one): territories are " \
+        "carved without reps" in result.warnings
+
+
 def _design_scenario(territories: int, **extra: object) -> Scenario:
     return Scenario.model_validate({"mode": "design", "metric": "euclidean",
                                     "territories": territories,

@@ -138,3 +138,23 @@ def test_an_infeasible_run_leaves_no_earlier_plan_behind(tmp_path: Path) -> None
                                    "--out", str(tmp_path / "q")])
     assert res.exit_code == EXIT_INPUT
     assert "ended with status infeasible" in res.output
+
+
+@pytest.mark.parametrize(("measure", "clear", "why"), [
+    ("potential", "potential", "they count potential moved, and the accounts with a rep "
+     "today have no potential"),
+    ("accounts", "current_rep", "no account has a rep today (current_rep)")])
+def test_a_disruption_limit_that_counts_nothing_is_named(measure: str, clear: str,
+                                                         why: str) -> None:
+    """A limit on moves that cannot bind says so instead of passing in silence."""
+    inst = make_instance(8, 2, 5)
+    inst.accounts[clear] = 0.0 if clear == "potential" else None
+    sc = Scenario.model_validate({"balance": {"workload": {"tolerance": None}},
+                                  "disruption": {"measure": measure, "max_share": 0.1}})
+    warnings = solve(inst.data(sc), sc).warnings
+    assert f"the disruption limit and weight have no effect: {why}" in warnings
+    # with potential on the books, no such warning
+    sc_ok = Scenario.model_validate({"balance": {"workload": {"tolerance": None}},
+                                     "disruption": {"max_share": 0.5}})
+    assert not any("disruption" in w for w in solve(make_instance(8, 2, 5).data(sc_ok),
+                                                    sc_ok).warnings)
