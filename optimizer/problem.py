@@ -151,7 +151,8 @@ def eligibility_issues(accounts: pd.DataFrame, reps: pd.DataFrame,
 
 def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
     """Turn validated data and a scenario into model arrays; raise InfeasibleScenarioError for
-    contradictions visible without solving (locks, eligibility)."""
+    contradictions visible without solving (locks, eligibility), and InputError for an
+    eligibility rule that sends a segment to roles no rep has."""
     acc, reps = data.accounts, data.reps
     n_rep = len(reps)
     rep_ids = reps["rep_id"].tolist()

@@ -196,7 +196,7 @@ def _distance_issues(distances: pd.DataFrame, accounts: pd.DataFrame, targets: p
                out["from_id"])
     check.rows(~out["to_id"].isin(set(targets.dropna())).to_numpy(), "to_id",
                f"unknown {target}", out["to_id"])
-    # A pair given twice with two distances: which one the planner meant is not ours to guess.
+    # A pair given twice (perhaps with two distances): which one is meant is not ours to guess.
     if (repeated := out.duplicated(["from_id", "to_id"]).to_numpy()).any():
         row = pd.Series(np.arange(len(out)), index=out.index)
         first = row.groupby([out["from_id"], out["to_id"]], dropna=False).transform("min")
