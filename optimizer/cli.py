@@ -61,7 +61,7 @@ from optimizer.io import (
     write_json,
     write_tables,
 )
-from optimizer.outputs import OutputWarning, write_geo_outputs
+from optimizer.outputs import MAP_FILES, OutputWarning, write_geo_outputs
 from optimizer.quota_deploy import QuotaSettings
 from optimizer.quota_deploy import deploy as deploy_quotas
 from optimizer.solve import Progress
@@ -189,8 +189,7 @@ def _print_result(result: AlignmentResult | DesignResult, summary: dict[str, Any
 
 # What `_write_outputs` writes beside summary.json: a failed align or design removes them,
 # so its folder never pairs a failure's summary with an earlier run's plan.
-PLAN_FILES = ("assignments.csv", "territories.csv", "territories.geojson", "map.png",
-              "map.html", "workbook.xlsx")
+PLAN_FILES = ("assignments.csv", "territories.csv", *MAP_FILES, "workbook.xlsx")
 
 
 def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None,

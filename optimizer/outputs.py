@@ -37,6 +37,8 @@ from optimizer.workbook import write_workbook
 
 REGION_COLUMNS = ("state", "region")  # account columns whose areas are drawn as outlines
 GEOJSON_DECIMALS = 6  # about 0.1 m
+# The geography drawn from territory polygons: written, or skipped, together.
+MAP_FILES = ("territories.geojson", "map.png", "map.html")
 
 
 @dataclass
@@ -259,10 +261,9 @@ def write_geo_outputs(out_dir: str | Path, accounts: pd.DataFrame, reps: pd.Data
                          "territories.geojson, map.png and map.html are not written")
             table = territories.copy()
             kpis_out = copy.deepcopy(dict(kpis or {}))
-            for name in ("territories.geojson", "map.png", "map.html"):
+            for name in MAP_FILES:
                 (out / name).unlink(missing_ok=True)
-            written = [w for w in written if w.parent != out or w.name not in
-                       ("territories.geojson", "map.png", "map.html")]
+            written = [w for w in written if w.parent != out or w.name not in MAP_FILES]
 
     for note in notes:
         warnings.warn(note, OutputWarning, stacklevel=2)
