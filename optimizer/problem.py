@@ -25,7 +25,7 @@ UNITS = {Metric.workload: "h", Metric.potential: "", Metric.accounts: " accounts
 def fmt(metric: Metric, value: float) -> str:
     """A metric amount as a planner reads it: '2,310 h', '1,200,000', '37 accounts'."""
     if metric is Metric.accounts:
-        return f"{value:,.0f} accounts"
+        return f"{value:,.0f} account{'' if round(value) == 1 else 's'}"
     return f"{value:,.0f}{' ' + UNITS[metric] if UNITS[metric] else ''}"
 
 
@@ -147,6 +147,17 @@ def eligibility_issues(accounts: pd.DataFrame, reps: pd.DataFrame,
                 f"of segment {segment!r} could go to no one (the reps' roles: "
                 f"{', '.join(map(repr, held)) or 'none given'})")))
     return issues
+
+
+def unused_eligibility(accounts: pd.DataFrame, eligibility: dict[str, list[str]]) -> list[str]:
+    """Warnings for eligibility keys that name a segment no account has: the rule does
+    nothing, and a typo ("Enterprise" for "enterprise") is the likely cause."""
+    present = accounts["segment"].dropna().astype(str).unique()
+    shown = ", ".join(map(repr, sorted(present)[:STUCK_SHOWN]))
+    more = f" and {len(present) - STUCK_SHOWN:,} more" if len(present) > STUCK_SHOWN else ""
+    return [f"eligibility for segment {segment!r} has no effect: no account has that segment "
+            f"(the accounts' segments: {shown + more if shown else 'none given'})"
+            for segment in eligibility if segment not in present]
 
 
 def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
@@ -309,4 +320,53 @@ def presolve_reasons(p: Problem) -> list[str]:
         for u in np.flatnonzero(p.allowed.any(axis=1) & ~(p.allowed & ~too_big).any(axis=1)):
             reasons.append(f"account {p.unit_label[u]} alone has {fmt(metric, p.amount[u, k])} of "
                            f"{name}, more than any rep it may go to can take")
+    return reasons + _cap_against_minimum(p)
+
+
+def _cap_against_minimum(p: Problem) -> list[str]:
+    """Reps whose limit on one metric keeps them below their minimum of another (at most 1
+    account against a workload minimum of 360 h). The most of metric j a rep can gather
+    within its cap on metric k is a fractional knapsack over the units it may take: the
+    LP relaxation's own limit, so a rep found here fails in every plan."""
+    reasons: list[str] = []
+    for r in range(p.n_reps):
+        may = p.allowed[:, r]
+        for k, j in ((k, j) for k in range(3) for j in range(3) if k != j):
+            cap, need = p.hi[r, k], p.lo[r, j]
+            if not np.isfinite(cap) or need <= 0:
+                continue
+            gain, weight = p.amount[may, j], p.amount[may, k]
+            if gain.sum() < need - 1e-9:
+                continue  # out of reach even without the cap: said by `presolve_reasons`
+            free = weight <= 1e-12
+            # Cheap test first: the best ratio over the whole cap cannot fall short.
+            best_ratio = (gain[~free] / weight[~free]).max(initial=0.0)
+            if gain[free].sum() + cap * best_ratio >= need - 1e-9:
+                continue
+            most = gain[free].sum() + _fractional_knapsack(gain[~free], weight[~free], cap)
+            if most < need - 1e-9:
+                mk, mj = METRICS[k], METRICS[j]
+                if mj is Metric.accounts:  # a count: whole accounts, so at most the floor
+                    most = np.floor(most + 1e-9)
+                reasons.append(f"rep {p.rep_ids[r]} can gather at most {_of(mj, most)} "
+                               f"within {p.hi_reason[r, k]} of {_of(mk, cap)}, below its "
+                               f"minimum of {fmt(mj, need)}")
     return reasons
+
+
+def _of(metric: Metric, value: float) -> str:
+    """'100 h of workload', '2 accounts': an amount that names its metric."""
+    return fmt(metric, value) + ("" if metric is Metric.accounts else f" of {metric.value}")
+
+
+def _fractional_knapsack(gain: np.ndarray, weight: np.ndarray, cap: float) -> float:
+    """Most total gain from items (weight > 0) taken whole or in part within `cap`."""
+    order = np.argsort(-gain / weight, kind="stable")
+    gain, weight = gain[order], weight[order]
+    filled = np.cumsum(weight)
+    whole = int(np.searchsorted(filled, cap + 1e-12, side="right"))
+    most = float(gain[:whole].sum())
+    if whole < len(gain):
+        room = cap - (filled[whole - 1] if whole else 0.0)
+        most += gain[whole] * room / weight[whole]
+    return most

@@ -158,3 +158,27 @@ def test_a_disruption_limit_that_counts_nothing_is_named(measure: str, clear: st
                                      "disruption": {"max_share": 0.5}})
     assert not any("disruption" in w for w in solve(make_instance(8, 2, 5).data(sc_ok),
                                                     sc_ok).warnings)
+
+
+@pytest.mark.parametrize(("rep_limit", "balance", "expected"), [
+    # 8 accounts of 100 h, 2 reps of equal capacity: fair 400 h, band 360–440 h. One
+    # account gives R0 100 h at most.
+    ({"max_accounts": [1.0, float("nan")]}, {"workload": {"tolerance": 0.1}},
+     "rep R0 can gather at most 100 h of workload within its max_accounts of 1 account, "
+     "below its minimum of 360 h"),
+    # At least 3 accounts each; 250 h of capacity hold 2.5 accounts of 100 h, so 2 whole
+    # ones.
+    ({"capacity": [250.0, 1000.0]},
+     {"workload": {"tolerance": None}, "accounts": {"tolerance": None, "min": 3}},
+     "rep R0 can gather at most 2 accounts within its capacity of 250 h of workload, below "
+     "its minimum of 3 accounts"),
+])
+def test_a_limit_that_keeps_a_rep_below_another_minimum_is_named(
+        rep_limit: dict, balance: dict, expected: str) -> None:
+    """A cap on one measure against a minimum of another: the explanation names both,
+    not the one side the LP's closest plan happens to break."""
+    inst = make_instance(8, 2, 11)
+    inst.accounts["workload"] = 100.0
+    for column, values in rep_limit.items():
+        inst.reps[column] = values
+    assert reasons(inst, {"balance": balance}) == [expected]
