@@ -63,7 +63,7 @@ from optimizer import blocks, contiguity, repair
 from optimizer.domain import AlignmentData, Scenario
 from optimizer.errors import InfeasibleScenarioError, SolveCancelledError, SolverError
 from optimizer.kpi import alignment_kpis, bands_of, territory_table
-from optimizer.problem import METRICS, Problem, fmt, prepare
+from optimizer.problem import METRICS, Problem, fmt, prepare, unused_eligibility
 from optimizer.result import PlanResult, RunReport
 from optimizer.solve import (
     HighsOptions,
@@ -698,7 +698,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         # Large inputs: the plan's pieces are repaired, and the repair polished, at the end.
         clock.limit *= 1 - REPAIR_SHARE
     to_normal = 1.0 / s.obj_scale
-    warnings: list[str] = []
+    warnings = unused_eligibility(data.accounts, scenario.eligibility)
     for metric in METRICS:
         rule = scenario.balance.rule(metric)
         if rule.active and not rule.hard and scenario.objective.balance == 0:

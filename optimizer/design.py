@@ -299,6 +299,9 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
         # A lock names a rep, and a design has none: say so rather than drop it unseen.
         notes.append(f"locked_rep is ignored in a design ({locked:,} accounts carry one): "
                      "territories are carved without reps")
+    if scenario.eligibility:
+        notes.append("eligibility is ignored in a design: territories are carved without "
+                     "reps or roles; it applies when reps are aligned to them")
     if n_terr > len(centres):
         raise InfeasibleScenarioError([f"{n_terr} territories need at least as many candidate "
                                        f"centres, but there are {len(centres)}"])

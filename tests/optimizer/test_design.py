@@ -590,16 +590,20 @@ def _plane_accounts(n: int, **columns: object) -> pd.DataFrame:
                          "workload": rng.uniform(5, 40, n), **columns})
 
 
-def test_a_lock_in_a_design_is_named_as_ignored() -> None:
+def test_locks_and_eligibility_in_a_design_are_named_as_ignored() -> None:
     acc = pd.DataFrame({"account_id": ["A", "B", "C", "D"], "x": [0, 1, 10, 11],
                         "y": [0, 0, 0, 0], "workload": [10, 10, 10, 10],
-                        "locked_rep": ["R1", None, "R1", None]})
+                        "locked_rep": ["R1", None, "R1", None], "segment": ["S"] * 4})
     sc = Scenario.model_validate({"mode": "design", "metric": "euclidean", "territories": 2,
-                                  "balance": {"workload": {"tolerance": None}}})
+                                  "balance": {"workload": {"tolerance": None}},
+                                  "eligibility": {"S": ["enterprise"]}})
     result = solve(DesignData(validate_accounts(acc, sc.metric)[0]), sc)
     assert result.report.objective == 2.0  # {A, B} and {C, D}, each around one of its pair
-    assert "locked_rep is ignored in a design (2 accounts carry one): territories are " \
-        "carved without reps" in result.warnings
+    assert result.warnings == [
+        "locked_rep is ignored in a design (2 accounts carry one): territories are carved "
+        "without reps",
+        "eligibility is ignored in a design: territories are carved without reps or roles; "
+        "it applies when reps are aligned to them"]
 
 
 def _design_scenario(territories: int, **extra: object) -> Scenario:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from optimizer.alignment import AlignmentResult
 from optimizer.alignment import solve as solve_alignment
 from optimizer.cli import EXIT_INPUT, app
 from optimizer.domain import DistanceMetric, Scenario
@@ -134,20 +135,38 @@ def test_text_cells_come_through_as_written(tmp_path: Path) -> None:
         "accounts.csv row 1, column workload: is empty"]
 
 
-def test_eligibility_of_segment_na_is_kept(tmp_path: Path) -> None:
-    """`eligibility: {NA: [enterprise]}` sends the NA accounts to the enterprise rep, though
-    the commercial rep is nearer (it was silently dropped when NA was read as missing)."""
-    (tmp_path / "accounts.csv").write_text(
+def _segment_plan(folder: Path, eligibility: dict[str, list[str]]) -> AlignmentResult:
+    """Three accounts (A1 of segment NA near R1, A2 of EU near R1, A3 of EU at R2), a
+    commercial rep R1 and an enterprise rep R2, aligned on travel alone."""
+    (folder / "accounts.csv").write_text(
         "account_id,lat,lon,workload,segment\n"
         "A1,33.70,-84.40,10,NA\nA2,33.71,-84.41,10,EU\nA3,34.00,-83.40,10,EU\n")
     pd.DataFrame({"rep_id": ["R1", "R2"], "lat": ["33.7", "34.0"], "lon": ["-84.4", "-83.4"],
                   "capacity": ["1600", "1600"], "role": ["commercial", "enterprise"]}
-                 ).to_csv(tmp_path / "reps.csv", index=False)
+                 ).to_csv(folder / "reps.csv", index=False)
     sc = Scenario.model_validate({"balance": {"workload": {"tolerance": None}},
-                                  "eligibility": {"NA": ["enterprise"]}})
-    data = read_alignment(tmp_path / "accounts.csv", tmp_path / "reps.csv", sc)
-    plan = solve_alignment(data, sc).assignments.set_index("account_id")["rep_id"]
+                                  "eligibility": eligibility})
+    return solve_alignment(read_alignment(folder / "accounts.csv", folder / "reps.csv", sc), sc)
+
+
+def test_eligibility_of_segment_na_is_kept(tmp_path: Path) -> None:
+    """`eligibility: {NA: [enterprise]}` sends the NA accounts to the enterprise rep, though
+    the commercial rep is nearer (it was silently dropped when NA was read as missing)."""
+    result = _segment_plan(tmp_path, {"NA": ["enterprise"]})
+    plan = result.assignments.set_index("account_id")["rep_id"]
     assert plan.to_dict() == {"A1": "R2", "A2": "R1", "A3": "R2"}
+    assert not result.warnings
+
+
+def test_eligibility_for_a_segment_no_account_has_is_named(tmp_path: Path) -> None:
+    """A rule for a segment that no account has (a typo: 'Na' for 'NA') does nothing; the
+    run says so instead of aligning as if the rule held."""
+    result = _segment_plan(tmp_path, {"Na": ["enterprise"]})
+    plan = result.assignments.set_index("account_id")["rep_id"]
+    assert plan.to_dict() == {"A1": "R1", "A2": "R1", "A3": "R2"}  # each to its nearest rep
+    assert result.warnings == [
+        "eligibility for segment 'Na' has no effect: no account has that segment (the "
+        "accounts' segments: 'EU', 'NA')"]
 
 
 def test_a_distance_pair_given_twice_and_a_fractional_account_limit_are_refused() -> None:
