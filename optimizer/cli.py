@@ -187,16 +187,31 @@ def _print_result(result: AlignmentResult | DesignResult, summary: dict[str, Any
     console.print(f"Outputs written to {out}/")
 
 
-# What `_write_outputs` writes beside summary.json: a failed align or design removes them,
-# so its folder never pairs a failure's summary with an earlier run's plan.
+# The files each command may write beside summary.json. A run removes its command's files
+# from --out before it writes its own, and a failed run (infeasible, solver error,
+# cancelled) removes them too, so a folder never pairs one run's summary with another's
+# tables: a failure's summary with an earlier plan, a run without maps (distances only)
+# with an earlier run's maps, a hiring plan with an earlier sizing curve.
 PLAN_FILES = ("assignments.csv", "territories.csv", *MAP_FILES, "workbook.xlsx")
+CAPACITY_FILES = ("hiring_plan.csv", "hiring_months.csv", "hiring_periods.csv",
+                  "hiring_plan.png", "capacity_curve.csv", "capacity_territories.csv",
+                  "capacity_curve.png")
+QUOTA_FILES = ("quotas.csv", "manager_quotas.csv", "overlay_quotas.csv")
+REGION_FILES = ("assignments.csv", "territories.csv", "regions.csv", "areas.csv")
+OVERLAY_FILES = ("overlay.csv", "overlay_reps.csv", "territories.csv")
 
 
-def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None,
-          stale: Sequence[str] = ()) -> None:
+def _clear(out: Path, files: Sequence[str], inputs: Sequence[Path | None]) -> None:
+    """Remove an earlier run's `files` from `out`, sparing those this run reads (quota
+    --method derived --assignments q/quotas.csv --out q)."""
+    spared = {path.resolve() for path in inputs if path is not None}
+    for name in files:
+        if (out / name).resolve() not in spared:
+            (out / name).unlink(missing_ok=True)
+
+
+def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name in stale:
-        (out / name).unlink(missing_ok=True)
     write_json(out / "summary.json", {"status": status, "objective": None, "bound": None,
                                       "gap": None, "seconds": None, "message": message,
                                       "reasons": reasons or []})
@@ -229,10 +244,11 @@ class _Run:
     units: gpd.GeoDataFrame | None
 
 
-def _write_outputs(out: Path, run: _Run) -> dict[str, Any]:
+def _write_outputs(out: Path, run: _Run, inputs: Sequence[Path | None]) -> dict[str, Any]:
     """CSV tables, summary.json, and the geography: territories.geojson, map.png, map.html,
-    workbook.xlsx (their KPIs — compactness, contiguity — go into summary.json too).
-    Returns the summary written."""
+    workbook.xlsx (their KPIs — compactness, contiguity — go into summary.json too), in
+    place of an earlier run's. Returns the summary written."""
+    _clear(out, PLAN_FILES, inputs)
     result = run.result
     summary = result.summary()
     with warnings.catch_warnings(record=True) as caught:
@@ -248,38 +264,39 @@ def _write_outputs(out: Path, run: _Run) -> dict[str, Any]:
 
 
 @contextmanager
-def _exit_codes(out: Path, infeasible: str = "the scenario is infeasible",
-                stale: Sequence[str] = ()) -> Iterator[None]:
+def _exit_codes(out: Path, infeasible: str, files: Sequence[str],
+                inputs: Sequence[Path | None]) -> Iterator[None]:
     """Map every optimizer error to its exit code and a summary.json that says why (the only
     place that does): bad input 2, infeasible 3, cancelled 4, solver error 1. Bad input
-    leaves the folder as it was (no run started); the other failures remove the `stale`
-    files of an earlier run there."""
+    leaves the folder as it was (no run started); the other failures remove the command's
+    `files` of an earlier run there (`_clear`)."""
     try:
         check_output_folder(out)
         yield
     except InputError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_INPUT) from exc
-    except InfeasibleScenarioError as exc:
-        _fail(out, "infeasible", infeasible, exc.reasons, stale)
-        err_console.print(f"[red]infeasible:[/] {exc}")
-        raise typer.Exit(EXIT_INFEASIBLE) from exc
-    except SolveCancelledError as exc:
-        _fail(out, "error", str(exc), stale=stale)
-        raise typer.Exit(EXIT_CANCELLED) from exc
-    except (SolverError, OptimizerError) as exc:
-        _fail(out, "error", str(exc), stale=stale)
+    except (InfeasibleScenarioError, SolveCancelledError, SolverError, OptimizerError) as exc:
+        _clear(out, files, inputs)
+        if isinstance(exc, InfeasibleScenarioError):
+            _fail(out, "infeasible", infeasible, exc.reasons)
+            err_console.print(f"[red]infeasible:[/] {exc}")
+            raise typer.Exit(EXIT_INFEASIBLE) from exc
+        _fail(out, "error", str(exc))
+        if isinstance(exc, SolveCancelledError):
+            raise typer.Exit(EXIT_CANCELLED) from exc
         err_console.print(f"[red]solver error:[/] {exc}")
         raise typer.Exit(EXIT_SOLVER) from exc
 
 
 def _execute(out: Path, quiet: bool, title: str,
-             run: Callable[[Callable[[Progress], None] | None], _Run]) -> None:
+             run: Callable[[Callable[[Progress], None] | None], _Run],
+             inputs: Sequence[Path | None]) -> None:
     """Run a model with progress on the terminal and write its outputs."""
-    with _exit_codes(out, stale=PLAN_FILES):
+    with _exit_codes(out, "the scenario is infeasible", PLAN_FILES, inputs):
         with _progress(quiet) as progress:
             done = run(progress)
-        _print_result(done.result, _write_outputs(out, done), out, title)
+        _print_result(done.result, _write_outputs(out, done, inputs), out, title)
 
 
 @app.command()
@@ -325,7 +342,8 @@ def align(
         return _Run(solve_alignment(data, sc, on_progress=progress), data.accounts, data.reps,
                     polygons)
 
-    _execute(out, quiet, "Realignment: before and after", run)
+    _execute(out, quiet, "Realignment: before and after", run,
+             (accounts, reps, scenario, distances, units))
 
 
 @app.command()
@@ -368,7 +386,7 @@ def design(
         return _Run(solve_design(data, sc, on_progress=progress), data.accounts, None, polygons)
 
 
-    _execute(out, quiet, "Territory design", run)
+    _execute(out, quiet, "Territory design", run, (accounts, scenario, distances, units))
 
 
 @app.command()
@@ -406,7 +424,8 @@ def capacity(
 
     Sizing designs territories for each N and costs them in hours (workload and travel);
     the hiring plan gives headcount, ramp, cost and revenue per month."""
-    with _exit_codes(out, "the hiring goal cannot be met"):
+    inputs = (plan, reps, accounts, scenario)
+    with _exit_codes(out, "the hiring goal cannot be met", CAPACITY_FILES, inputs):
         parts = split_plan(read_mapping(plan) if plan else {}, plan.name if plan else "plan")
         flags = {"capacity_hours": capacity_hours, "travel_speed": travel_speed,
                  "visits_per_trip": visits_per_trip, "target_utilisation": target_utilisation,
@@ -463,6 +482,7 @@ def capacity(
     if sized is not None:
         summary = {**summary, "sizing": sized.summary()} if hired else sized.summary()
         tables |= {"capacity_curve": sized.curve, "capacity_territories": sized.territories}
+    _clear(out, CAPACITY_FILES, inputs)
     write_tables(out, summary, tables)
     if hired is not None:
         write_hiring_plan_png(out / "hiring_plan.png", hired)
@@ -523,23 +543,25 @@ def quota(
 
     Derived quotas are for managers and overlays; every output CSV's columns explain each
     number."""
-    with _exit_codes(out, "the quotas cannot meet the goal within the band"):
+    run_folder = assignments if assignments is not None and assignments.is_dir() else None
+    paths = {"territories": (run_folder / "territories.csv" if run_folder is not None
+                             else assignments),
+             "submissions": submissions or (assignments if method == "bottom-up" else None),
+             "coverage": coverage}
+    inputs = tuple(paths.values())
+    with _exit_codes(out, "the quotas cannot meet the goal within the band", QUOTA_FILES,
+                     inputs):
         settings = model_from_mapping(QuotaSettings, {
             "method": method, "goal": goal, "potential_weight": potential_weight,
             "over_assignment": over_assignment, "unit": unit, "band": band,
             "close_gap": close_gap, "manager_factor": manager_factor,
             "overlay_factor": overlay_factor}, "command line")
-        run_folder = assignments if assignments is not None and assignments.is_dir() else None
         if run_folder is not None:
             check_finished_run(run_folder)
-        paths = {"territories": (run_folder / "territories.csv" if run_folder is not None
-                                 else assignments),
-                 "submissions": submissions or (assignments if method == "bottom-up"
-                                                else None),
-                 "coverage": coverage}
         tables = {name: read_table(path) for name, path in paths.items() if path is not None}
         done = deploy_quotas(settings, tables,
                              {name: path.name for name, path in paths.items() if path})
+    _clear(out, QUOTA_FILES, inputs)
     write_tables(out, done.summary, done.tables)
     main = done.tables[done.main]
     _print_frame(main, max_rows=30)
@@ -653,7 +675,9 @@ def regions_command(
     time_limit: Annotated[float, typer.Option(help="Solver time limit per level (s).")] = 30.0,
 ) -> None:
     """Group a plan's territories into balanced, compact regions (and areas) for managers."""
-    with _exit_codes(out, "the regions cannot meet the span or balance band"):
+    inputs = (plan, plan / "territories.csv", plan / "assignments.csv", accounts, reps, units)
+    with _exit_codes(out, "the regions cannot meet the span or balance band", REGION_FILES,
+                     inputs):
         settings = model_from_mapping(levels.RegionSettings, {
             "balance_on": balance_on, "tolerance": tolerance, "min_span": min_span,
             "max_span": max_span, "solver": {"time_limit": time_limit}}, "command line")
@@ -666,6 +690,7 @@ def regions_command(
         summary = {**done.summary(), "locations": found_from}
         tables = {"assignments": done.assignments, "territories": done.territories,
                   **done.tables}
+        _clear(out, REGION_FILES, inputs)
         write_tables(out, summary, {k: v for k, v in tables.items() if v is not None})
     _print_levels(done, list(done.tables), out)
 
@@ -693,13 +718,17 @@ def overlay_command(
 
     Every territory is covered by exactly one overlay rep of each role, balanced on the
     overlay measure."""
-    with _exit_codes(out, "the overlay reps cannot cover the territories within the band"):
+    inputs = (plan, plan / "territories.csv", plan / "assignments.csv", overlay_reps,
+              territory_data, accounts, reps)
+    with _exit_codes(out, "the overlay reps cannot cover the territories within the band",
+                     OVERLAY_FILES, inputs):
         settings = model_from_mapping(levels.OverlaySettings, {
             "tolerance": tolerance, "solver": {"time_limit": time_limit}}, "command line")
         located, found_from = _located_plan(plan, accounts, reps, dataset, None,
                                             territory_data)
         done = levels.overlay(located, read_table(overlay_reps), measure, settings,
                               sources=("territories.csv", overlay_reps.name))
+        _clear(out, OVERLAY_FILES, inputs)
         write_tables(out, {**done.summary(), "locations": found_from},
                      {"overlay": done.tables["overlay"],
                       "overlay_reps": done.tables["overlay_reps"],

@@ -56,10 +56,14 @@ def test_plan_meets_every_quarter(tmp_path: Path) -> None:
 
 
 def test_unreachable_goal_is_explained(tmp_path: Path) -> None:
+    """Run after a plan that could be met, into the same folder: the failure's summary is
+    all that is left there, not beside the earlier plan's tables and chart."""
+    assert run(tmp_path, 220_000)[0] == 0
     code, output, out = run(tmp_path, 2_000_000)
     assert code == EXIT_INFEASIBLE, output
     reasons = json.loads((out / "summary.json").read_text())["reasons"]
     assert any("Q4 revenue can reach at most" in r and "binds" in r for r in reasons), reasons
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
 
 
 def test_bad_plan_is_an_input_error(tmp_path: Path) -> None:
