@@ -51,6 +51,7 @@ from optimizer.errors import (
     Issue,
     SolveCancelledError,
     SolverError,
+    cell,
 )
 from optimizer.hiring import HiringPlanInput, roster_from_reps
 from optimizer.io import model_from_mapping
@@ -121,7 +122,7 @@ def capacity_from_reps(reps: pd.DataFrame, source: str = "reps") -> float:
                                 "needed for the rep capacity (or give capacity_hours)")])
     values = pd.to_numeric(reps["capacity"], errors="coerce")
     bad = [Issue(source, int(r) + 1, "capacity", f"must be a number > 0, got "
-                                                 f"{reps['capacity'].iloc[r]!r}")
+                                                 f"{cell(reps['capacity'].iloc[r])}")
            for r in np.flatnonzero(values.isna() | (values <= 0))]
     if bad:
         raise InputError(bad)

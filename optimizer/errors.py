@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+
+def cell(value: Any) -> str:
+    """A cell's value as a message shows it: text quoted ('abc'), numbers plain (-1.0),
+    never numpy's repr (np.float64(-1.0)), which a planner need not read."""
+    if isinstance(value, str):
+        return repr(str(value))
+    item = getattr(value, "item", None)  # numpy scalars: the Python value
+    return repr(item() if callable(item) else value)
 
 
 class OptimizerError(Exception):

@@ -43,7 +43,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from optimizer.blocks import linear
-from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError
+from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError, cell
 from optimizer.solve import HighsOptions, Termination, run_highs
 
 MONTHS = 12
@@ -92,11 +92,11 @@ def _check(df: pd.DataFrame, source: str, required: Sequence[str],
         values = pd.to_numeric(df[col], errors="coerce")
         for row in np.flatnonzero(values.isna() | (values < 0)):
             issues.append(Issue(source, int(row) + 1, col,
-                                f"must be a number ≥ 0, got {df[col].iloc[row]!r}"))
+                                f"must be a number ≥ 0, got {cell(df[col].iloc[row])}"))
     if key is not None:
         for row in np.flatnonzero(df[key].duplicated().to_numpy()):
             issues.append(Issue(source, int(row) + 1, key,
-                                f"duplicate {key} {df[key].iloc[row]!r}"))
+                                f"duplicate {key} {cell(df[key].iloc[row])}"))
     if issues:
         raise InputError(issues)
 
@@ -310,7 +310,7 @@ def overlay(quotas: pd.DataFrame, coverage: pd.DataFrame, factor: float = 1.0, *
     _check(coverage, "coverage", ["overlay_id", "territory_id"], ["share"], None)
     known = set(quotas["territory_id"])
     issues = [Issue("coverage", int(r) + 1, "territory_id",
-                    f"unknown territory {coverage['territory_id'].iloc[r]!r}")
+                    f"unknown territory {cell(coverage['territory_id'].iloc[r])}")
               for r in range(len(coverage)) if coverage["territory_id"].iloc[r] not in known]
     if issues:
         raise InputError(issues)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.domain import AlignmentData, DesignData, DistanceMetric
-from optimizer.errors import InputError, Issue
+from optimizer.errors import InputError, Issue, cell
 
 ACCOUNT_COLUMNS = ("account_id", "lat", "lon", "x", "y", "workload", "potential", "visits",
                    "current_rep", "locked_rep", "parent_id", "unit_id", "segment", "name")
@@ -37,7 +37,7 @@ class TableChecker:
     def rows(self, mask: np.ndarray | pd.Series, field: str, message: str,
              values: pd.Series | None = None) -> None:
         for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
-            shown = "" if values is None else f" (got {values.iloc[i]!r})"
+            shown = "" if values is None else f" (got {cell(values.iloc[i])})"
             self.add(int(i) + 1, field, message + shown)
 
     def require(self, df: pd.DataFrame, column: str, why: str = "") -> bool:
@@ -59,8 +59,9 @@ class TableChecker:
             self.rows(blank, column, "is empty")
         else:
             value = value.where(~blank, default)
-        finite = value.notna()
-        self.rows(finite & ~np.isfinite(value.fillna(0)), column, "must be finite", raw)
+        parsed = value.notna()
+        finite = parsed & np.isfinite(value.fillna(0))
+        self.rows(parsed & ~finite, column, "must be finite", raw)  # and no range issue too
         if low is not None:
             bad = finite & (value <= low if strictly_positive else value < low)
             self.rows(bad, column, f"must be {'>' if strictly_positive else '≥'} {low:g}", raw)

@@ -240,7 +240,7 @@ def test_overlay_problems_are_explained() -> None:
     with pytest.raises(InputError) as err:
         levels.overlay(Plan(bad), reps, "overlay_hours")
     assert [str(i) for i in err.value.issues] == [
-        "territories row 2, column overlay_hours: must be ≥ 0 (got np.float64(-1.0))"]
+        "territories row 2, column overlay_hours: must be ≥ 0 (got -1.0)"]
 
 
 def test_cli_align_then_regions_and_overlay(tmp_path: Path) -> None:

@@ -135,6 +135,18 @@ def test_text_cells_come_through_as_written(tmp_path: Path) -> None:
         "accounts.csv row 1, column workload: is empty"]
 
 
+def test_numbers_in_messages_read_as_written() -> None:
+    """A table of numbers (an API body, a Parquet or Excel file) shows its bad cells as
+    numbers, and text cells stay quoted."""
+    acc = accounts(workload=[10.0, -5.0, 30.0], lat=[33.1, 95, 33.3])
+    assert issues_of(acc) == [
+        "accounts row 2, column lat: must be ≤ 90 (got 95.0)",
+        "accounts row 2, column workload: must be ≥ 0 (got -5.0)"]
+    assert issues_of(accounts(workload=["10", "-5", "x"])) == [
+        "accounts row 3, column workload: not a number (got 'x')",
+        "accounts row 2, column workload: must be ≥ 0 (got '-5')"]
+
+
 def _segment_plan(folder: Path, eligibility: dict[str, list[str]]) -> AlignmentResult:
     """Three accounts (A1 of segment NA near R1, A2 of EU near R1, A3 of EU at R2), a
     commercial rep R1 and an enterprise rep R2, aligned on travel alone."""
