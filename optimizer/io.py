@@ -130,6 +130,9 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InputError([Issue(p.name, None, None, f"not valid YAML/JSON: {exc}")]) from exc
+    except ValueError as exc:  # a value YAML types but cannot build: start: 2027-13-01
+        raise InputError([Issue(p.name, None, None, f"a value YAML reads as a date or "
+                                                    f"number is not one: {exc}")]) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -186,11 +189,13 @@ def read_design(accounts: str | Path, scenario: Scenario,
 
 
 def check_output_folder(folder: Path, option: str = "--out") -> None:
-    """Refuse, before any work, an output folder that is an existing file (its outputs
-    could not be written after the run)."""
-    if folder.exists() and not folder.is_dir():
-        raise InputError([Issue("command line", None, option,
-                                f"{folder} is a file, not a folder for the outputs")])
+    """Refuse, before any work, an output folder that is, or lies below, an existing file
+    (its outputs could not be written after the run)."""
+    for place in (folder, *folder.parents):
+        if place.exists() and not place.is_dir():
+            where = "is a file" if place == folder else f"lies below {place}, which is a file"
+            raise InputError([Issue("command line", None, option,
+                                    f"{folder} {where}, not a folder for the outputs")])
 
 
 def check_finished_run(folder: Path) -> None:

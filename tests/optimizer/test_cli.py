@@ -226,4 +226,23 @@ def test_an_output_folder_that_is_a_file_is_refused_before_the_run(tmp_path: Pat
         res = runner.invoke(app, args)
         said = " ".join(res.output.split())
         assert res.exit_code == 2 and "is a file, not a folder for the outputs" in said, said
+    below = taken / "sub"  # a folder that can never be made: its parent is a file
+    for args in (["quota", "--assignments", str(tmp_path / "none.csv"), "--goal", "1",
+                  "--out", str(below)],
+                 ["datasets", "export", "us-regional", str(below)]):
+        res = runner.invoke(app, args)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and f"{below} lies below {taken}, which is a file" in said, \
+            said
     assert taken.read_text() == "the planner's notes"
+
+
+def test_a_date_yaml_cannot_build_is_an_input_error(tmp_path: Path) -> None:
+    """YAML reads 2027-13-01 as a date and fails building it; that is bad input (exit 2
+    naming the file), not a traceback."""
+    (tmp_path / "plan.yaml").write_text("start: 2027-13-01\nmonths: 3\n")
+    res = runner.invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"), "--out",
+                              str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert "plan.yaml: a value YAML reads as a date or number is not one: month must be in " \
+        "1..12" in " ".join(res.output.split())
