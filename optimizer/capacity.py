@@ -53,7 +53,7 @@ from optimizer.errors import (
     SolverError,
     cell,
 )
-from optimizer.hiring import HiringPlanInput, roster_from_reps
+from optimizer.hiring import DEFAULT_ROLE, HiringPlanInput, roster_from_reps
 from optimizer.io import model_from_mapping
 from optimizer.kpi import balance_stats
 from optimizer.solve import Progress, ProgressCallback, StopCheck, Termination
@@ -449,12 +449,39 @@ def sizing_settings(mapping: dict[str, Any], source: str = "sizing") -> SizingSe
 
 
 def hiring_input(body: dict[str, Any], roster: pd.DataFrame | None, first: date,
-                 source: str = "plan") -> HiringPlanInput:
+                 source: str = "plan", roster_source: str = "reps") -> HiringPlanInput:
     """The hiring plan, with each role's starting roster from validated reps (role,
-    start_date) when given."""
+    start_date) when given. A rep whose role the plan does not have, and a plan role that
+    gives its own `initial` roster beside the reps, are bad input: either would change the
+    plan without a word (the rep counted nowhere, the plan's roster replaced)."""
     if roster is not None:
+        roles = [role for role in body.get("roles", []) if isinstance(role, dict)]
+        _check_roster_roles(roster, roles, source, roster_source)
         heads = roster_from_reps(roster, first)
         body = {**body, "roles": [{**role, "initial": heads.get(str(role.get("name")), [])}
                                   if isinstance(role, dict) else role
                                   for role in body.get("roles", [])]}
     return model_from_mapping(HiringPlanInput, body, source)
+
+
+def _check_roster_roles(roster: pd.DataFrame, roles: list[dict[str, Any]], source: str,
+                        roster_source: str) -> None:
+    names = [str(role.get("name")) for role in roles]
+    known = ", ".join(map(repr, names)) or "none"
+    issues = [Issue(source, None, f"roles.{i}.initial", (
+        f"role {names[i]!r} gives its starting roster here and the reps ({roster_source}) "
+        "give it too; give it in one place")) for i, role in enumerate(roles)
+        if role.get("initial")]
+    rep_roles = roster["role"] if "role" in roster else pd.Series(pd.NA, index=roster.index)
+    for row, role in enumerate(rep_roles, start=1):
+        name = DEFAULT_ROLE if pd.isna(role) else str(role)
+        if name in names:
+            continue
+        alike = [n for n in names if n.casefold() == name.casefold()]
+        what = f"{name!r} is not" if not pd.isna(role) else f"is empty, and {name!r} (the " \
+            "default) is not"
+        issues.append(Issue(roster_source, row, "role", (
+            f"{what} a role of the plan ({known}), so the rep would count for none"
+            + (f"; did you mean {alike[0]!r}?" if alike else ""))))
+    if issues:
+        raise InputError(issues)

@@ -463,7 +463,8 @@ def capacity(
                     "section"))])
         if parts.hiring:
             hired = solve_hiring(hiring_input(parts.hiring, roster, first,
-                                              plan.name if plan else "plan"))
+                                              plan.name if plan else "plan",
+                                              reps.name if reps else "reps"))
         if wants_sizing and accounts is not None:
             data = read_design(accounts, settings.design_scenario(settings.min_territories))
             with _progress(quiet) as progress:

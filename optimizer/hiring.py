@@ -159,8 +159,11 @@ class HiringPlanInput(_Frozen):
         return range(p * k, min((p + 1) * k, self.months))
 
 
+DEFAULT_ROLE = "ae"  # the role of a rep whose role is not given
+
+
 def roster_from_reps(reps: pd.DataFrame, plan_start: date, *,
-                     default_role: str = "ae") -> dict[str, list[int]]:
+                     default_role: str = DEFAULT_ROLE) -> dict[str, list[int]]:
     """Months since start per current rep, by role, from reps.csv (`role`, `start_date`).
 
     A rep without a start date counts as fully ramped (a long tenure); one starting after

@@ -80,3 +80,26 @@ def test_a_start_that_is_no_date_is_an_input_error(tmp_path: Path) -> None:
                                    "--start", "2027-13-01", "--out", str(tmp_path / "out")])
     assert res.exit_code == 2, res.output
     assert "column --start: not a date (YYYY-MM-DD): '2027-13-01'" in res.output
+
+
+def test_a_roster_the_plan_cannot_count_is_refused(tmp_path: Path) -> None:
+    """Reps of a role the plan lacks ('AE' for 'ae', 'sdr') counted for no role, and the
+    reps replaced a role's own `initial` roster: both changed the plan without a word."""
+    (tmp_path / "plan.yaml").write_text(PLAN.format(q4=220_000).replace(
+        "cost_per_month: 14000", "cost_per_month: 14000\n    initial: [24]"))
+    (tmp_path / "reps.csv").write_text("rep_id,capacity,role,start_date\n"
+                                       "R1,1600,AE,2020-01-01\nR2,1600,,2020-01-01\n"
+                                       "R3,1600,sdr,2020-01-01\n")
+    res = CliRunner().invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"), "--reps",
+                                   str(tmp_path / "reps.csv"), "--start", "2027-01-01",
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == EXIT_INPUT, res.output
+    said = " ".join(res.output.split())
+    for issue in ("plan.yaml column roles.1.initial: role 'manager' gives its starting roster "
+                  "here and the reps (reps.csv) give it too; give it in one place",
+                  "reps.csv row 1, column role: 'AE' is not a role of the plan ('ae', "
+                  "'manager'), so the rep would count for none; did you mean 'ae'?",
+                  "reps.csv row 3, column role: 'sdr' is not a role of the plan ('ae', "
+                  "'manager'), so the rep would count for none"):
+        assert issue in said, said
+    assert "row 2" not in said  # no role: the default, ae, which the plan has
