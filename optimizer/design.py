@@ -82,7 +82,7 @@ from optimizer.distance import distance_matrix, spread_rows
 from optimizer.domain import DesignData, DistanceMetric, Scenario
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError
 from optimizer.kpi import Book, alignment_kpis, bands_of, territory_table
-from optimizer.problem import METRICS, assignment_units, fmt
+from optimizer.problem import METRICS, amount_of, assignment_units, fmt
 from optimizer.result import PlanResult, RunReport
 from optimizer.solve import (
     HighsOptions,
@@ -335,17 +335,16 @@ def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
     reasons = []
     for k, metric in enumerate(METRICS):
         if hi[k] * n_terr < totals[k] - 1e-9:
-            reasons.append(f"{n_terr} territories of at most {fmt(metric, hi[k])} of "
-                           f"{metric.value} hold {fmt(metric, hi[k] * n_terr)}, but the accounts "
-                           f"have {fmt(metric, totals[k])}")
+            reasons.append(f"{n_terr} territories of at most {amount_of(metric, hi[k])} hold "
+                           f"{fmt(metric, hi[k] * n_terr)}, but the accounts have "
+                           f"{fmt(metric, totals[k])}")
         if lo[k] * n_terr > totals[k] + 1e-9:
-            reasons.append(f"{n_terr} territories of at least {fmt(metric, lo[k])} of "
-                           f"{metric.value} need {fmt(metric, lo[k] * n_terr)}, but the accounts "
-                           f"have only {fmt(metric, totals[k])}")
+            reasons.append(f"{n_terr} territories of at least {amount_of(metric, lo[k])} need "
+                           f"{fmt(metric, lo[k] * n_terr)}, but the accounts have only "
+                           f"{fmt(metric, totals[k])}")
         for u in np.flatnonzero(amount[:, k] > hi[k] + 1e-9):
-            reasons.append(f"account {label[u]} alone has {fmt(metric, amount[u, k])} of "
-                           f"{metric.value}, more than a territory may hold "
-                           f"({fmt(metric, hi[k])})")
+            reasons.append(f"account {label[u]} alone has {amount_of(metric, amount[u, k])}, "
+                           f"more than a territory may hold ({fmt(metric, hi[k])})")
     for u in np.flatnonzero(~np.isfinite(travel).any(axis=1)):
         reasons.append(f"account {label[u]} has no known distance to any candidate centre")
     if reasons:

@@ -23,10 +23,18 @@ UNITS = {Metric.workload: "h", Metric.potential: "", Metric.accounts: " accounts
 
 
 def fmt(metric: Metric, value: float) -> str:
-    """A metric amount as a planner reads it: '2,310 h', '1,200,000', '37 accounts'."""
+    """A metric amount as a planner reads it: '2,310 h', '25.8 h', '1,200,000', '37
+    accounts'. A small amount keeps its tenth, so a limit of 25.8 h never reads as the
+    26 h of the account it turns away."""
     if metric is Metric.accounts:
         return f"{value:,.0f} account{'' if round(value) == 1 else 's'}"
-    return f"{value:,.0f}{' ' + UNITS[metric] if UNITS[metric] else ''}"
+    digits = 1 if abs(value) < 1000 and abs(value - round(value)) >= 0.05 else 0
+    return f"{value:,.{digits}f}{' ' + UNITS[metric] if UNITS[metric] else ''}"
+
+
+def amount_of(metric: Metric, value: float) -> str:
+    """'100 h of workload', '2 accounts': an amount that names its metric."""
+    return fmt(metric, value) + ("" if metric is Metric.accounts else f" of {metric.value}")
 
 
 @dataclass(frozen=True)
@@ -132,16 +140,25 @@ def assignment_units(acc: pd.DataFrame, keep_hierarchies: bool) -> Units:
 STUCK_SHOWN = 10  # accounts no rep may take, named in the explanation
 
 
+def in_segment(accounts: pd.DataFrame, segment: str) -> np.ndarray:
+    """Which accounts are of `segment` (those without one are of none)."""
+    return accounts["segment"].eq(segment).fillna(False).to_numpy(bool)
+
+
+def holds_role(reps: pd.DataFrame, roles: list[str]) -> np.ndarray:
+    """Which reps hold one of `roles` (a rep without a role holds none)."""
+    return reps["role"].isin(roles).to_numpy(bool)
+
+
 def eligibility_issues(accounts: pd.DataFrame, reps: pd.DataFrame,
                        eligibility: dict[str, list[str]]) -> list[Issue]:
     """Segments whose accounts the eligibility rule gives to roles no rep has (a typo such
     as "Commercial" for "commercial", or reps without roles): bad input, one issue each."""
-    roles = reps["role"].to_numpy(dtype=object)
-    held = sorted({str(r) for r in roles if not pd.isna(r)})
+    held = sorted({str(r) for r in reps["role"] if not pd.isna(r)})
     issues = []
     for segment, permitted in eligibility.items():
-        n = int((accounts["segment"] == segment).fillna(False).sum())
-        if n and not np.isin(roles, permitted).any():
+        n = int(in_segment(accounts, segment).sum())
+        if n and not holds_role(reps, permitted).any():
             issues.append(Issue("scenario", None, f"eligibility.{segment}", (
                 f"no rep has role {', '.join(map(repr, permitted))}, so the {n:,} accounts "
                 f"of segment {segment!r} could go to no one (the reps' roles: "
@@ -181,10 +198,8 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
     allowed_acc = ~np.isnan(dist)
     if unheld := eligibility_issues(acc, reps, scenario.eligibility):
         raise InputError(unheld)
-    roles = reps["role"].to_numpy(dtype=object)
     for segment, permitted in scenario.eligibility.items():
-        mask = (acc["segment"] == segment).fillna(False).to_numpy()
-        allowed_acc[mask] &= np.isin(roles, permitted)[None, :]
+        allowed_acc[in_segment(acc, segment)] &= holds_role(reps, permitted)[None, :]
     locked_acc = rep_pos.get_indexer(acc["locked_rep"].fillna("\0"))
     for i in np.flatnonzero(locked_acc >= 0):
         allowed_acc[i] = False
@@ -212,7 +227,8 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
         # One line for them all: a real file can have thousands.
         shown = ", ".join(str(label[u]) for u in free[:STUCK_SHOWN])
         more = f" and {len(free) - STUCK_SHOWN:,} more" if len(free) > STUCK_SHOWN else ""
-        reasons.append(f"{len(free):,} account(s) cannot be assigned, because no rep is "
+        n_accounts = sum(len(members[u]) for u in free)
+        reasons.append(f"{fmt(Metric.accounts, n_accounts)} cannot be assigned, because no rep is "
                        "eligible for them (segment eligibility, hierarchy or missing "
                        f"distances): {shown}{more}")
 
@@ -300,8 +316,8 @@ def presolve_reasons(p: Problem) -> list[str]:
         if np.isfinite(cap_total) and cap_total < totals[k] - 1e-9:
             what = "capacity" if k == 0 and (p.hi_reason[:, 0] == "its capacity").all() else \
                 "upper limits"
-            reasons.append(f"the accounts need {fmt(metric, totals[k])} of {name} but the reps' "
-                           f"{what} add up to only {fmt(metric, cap_total)}")
+            reasons.append(f"the accounts need {amount_of(metric, totals[k])} but the reps' {what} "
+                           f"add up to only {fmt(metric, cap_total)}")
         if p.lo[:, k].sum() > totals[k] + 1e-9:
             reasons.append(f"the reps' minimum {name} adds up to {fmt(metric, p.lo[:, k].sum())} "
                            f"but the accounts hold only {fmt(metric, totals[k])}")
@@ -309,17 +325,18 @@ def presolve_reasons(p: Problem) -> list[str]:
                                   minlength=p.n_reps)
         for r in np.flatnonzero(locked_load > p.hi[:, k] + 1e-9):
             reasons.append(f"locked accounts give rep {p.rep_ids[r]} "
-                           f"{fmt(metric, locked_load[r])} of {name} against "
+                           f"{amount_of(metric, locked_load[r])} against "
                            f"{p.hi_reason[r, k]} of {fmt(metric, p.hi[r, k])}")
         reachable = (p.allowed * p.amount[:, [k]]).sum(axis=0)
         for r in np.flatnonzero(reachable < p.lo[:, k] - 1e-9):
-            reasons.append(f"rep {p.rep_ids[r]} can reach at most {fmt(metric, reachable[r])} of "
-                           f"{name} from the accounts it may take, below its minimum of "
-                           f"{fmt(metric, p.lo[r, k])}")
+            reasons.append(f"rep {p.rep_ids[r]} can reach at most "
+                           f"{amount_of(metric, reachable[r])} from the accounts it may take, "
+                           f"below its minimum of {fmt(metric, p.lo[r, k])}")
         too_big = p.allowed & (p.amount[:, [k]] > p.hi[None, :, k] + 1e-9)
         for u in np.flatnonzero(p.allowed.any(axis=1) & ~(p.allowed & ~too_big).any(axis=1)):
-            reasons.append(f"account {p.unit_label[u]} alone has {fmt(metric, p.amount[u, k])} of "
-                           f"{name}, more than any rep it may go to can take")
+            reasons.append(f"account {p.unit_label[u]} alone has "
+                           f"{amount_of(metric, p.amount[u, k])}, more than any rep it may go "
+                           "to can take")
     return reasons + _cap_against_minimum(p)
 
 
@@ -348,15 +365,10 @@ def _cap_against_minimum(p: Problem) -> list[str]:
                 mk, mj = METRICS[k], METRICS[j]
                 if mj is Metric.accounts:  # a count: whole accounts, so at most the floor
                     most = np.floor(most + 1e-9)
-                reasons.append(f"rep {p.rep_ids[r]} can gather at most {_of(mj, most)} "
-                               f"within {p.hi_reason[r, k]} of {_of(mk, cap)}, below its "
+                reasons.append(f"rep {p.rep_ids[r]} can gather at most {amount_of(mj, most)} "
+                               f"within {p.hi_reason[r, k]} of {amount_of(mk, cap)}, below its "
                                f"minimum of {fmt(mj, need)}")
     return reasons
-
-
-def _of(metric: Metric, value: float) -> str:
-    """'100 h of workload', '2 accounts': an amount that names its metric."""
-    return fmt(metric, value) + ("" if metric is Metric.accounts else f" of {metric.value}")
 
 
 def _fractional_knapsack(gain: np.ndarray, weight: np.ndarray, cap: float) -> float:

@@ -66,7 +66,7 @@ def test_a_role_no_rep_has_is_bad_input_named_once() -> None:
 
 def test_accounts_no_rep_may_take_are_named_in_one_reason() -> None:
     """Hierarchies that mix segments with disjoint roles fit no rep: one reason names them
-    (at most STUCK_SHOWN of them) with their count."""
+    (at most STUCK_SHOWN of them) with the count of their accounts (15 hierarchies of 2)."""
     inst = make_instance(30, 3, 4)
     a = inst.accounts
     a["segment"] = ["A", "B"] * 15
@@ -74,7 +74,7 @@ def test_accounts_no_rep_may_take_are_named_in_one_reason() -> None:
     found = reasons(inst, {"eligibility": {"A": ["enterprise"], "B": ["commercial"]}})
     stuck = [r for r in found if "cannot be assigned" in r]
     assert stuck == [
-        "15 account(s) cannot be assigned, because no rep is eligible for them (segment "
+        "30 accounts cannot be assigned, because no rep is eligible for them (segment "
         "eligibility, hierarchy or missing distances): hierarchy of A0 (2 accounts), "
         + ", ".join(f"hierarchy of A{i} (2 accounts)" for i in range(2, 20, 2))
         + " and 5 more"]
@@ -182,3 +182,21 @@ def test_a_limit_that_keeps_a_rep_below_another_minimum_is_named(
     for column, values in rep_limit.items():
         inst.reps[column] = values
     assert reasons(inst, {"balance": balance}) == [expected]
+
+
+def test_amounts_in_reasons_read_naturally() -> None:
+    """Counts of accounts are not 'accounts of accounts', and a small limit keeps its tenth,
+    so the 26 h account and the 25.8 h limit it breaks do not both read as 26 h."""
+    inst = make_instance(5, 2, 12)
+    inst.reps["max_accounts"] = 1.0
+    found = reasons(inst, {"balance": {"workload": {"tolerance": None}}})
+    assert "the accounts need 5 accounts but the reps' upper limits add up to only 2 " \
+           "accounts" in found, found
+    inst = make_instance(5, 2, 12)
+    inst.accounts["workload"] = [26.0, 24.0, 10.0, 10.0, 16.0]
+    inst.reps["capacity"] = 25.8
+    found = reasons(inst, {"balance": {"workload": {"tolerance": None}}})
+    assert "account A0 alone has 26 h of workload, more than any rep it may go to can " \
+           "take" in found, found
+    assert "the accounts need 86 h of workload but the reps' capacity add up to only " \
+           "51.6 h" in found, found

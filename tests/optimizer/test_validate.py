@@ -199,3 +199,19 @@ def test_align_refuses_a_design_scenario(tmp_path: Path) -> None:
     assert res.exit_code == EXIT_INPUT
     assert "s.yaml column mode: territory align realigns (mode align), and this scenario " \
         "says mode design: run it with territory design" in " ".join(res.output.split())
+
+
+def test_eligibility_with_a_rep_without_a_role(tmp_path: Path) -> None:
+    """A rep without a role is eligible for no restricted segment (it crashed on the
+    missing value): the enterprise account goes to the enterprise rep, though farther."""
+    (tmp_path / "accounts.csv").write_text(
+        "account_id,lat,lon,workload,segment\nA1,33.70,-84.40,10,ent\nA2,34.00,-83.40,10,\n")
+    (tmp_path / "reps.csv").write_text(
+        "rep_id,lat,lon,capacity,role\nR1,34.0,-83.4,1600,ent\nR2,33.7,-84.4,1600,\n")
+    sc = Scenario.model_validate({"balance": {"workload": {"tolerance": None}},
+                                  "eligibility": {"ent": ["ent"]}})
+    result = solve_alignment(read_alignment(tmp_path / "accounts.csv", tmp_path / "reps.csv",
+                                            sc), sc)
+    plan = result.assignments.set_index("account_id")["rep_id"]
+    assert plan.to_dict() == {"A1": "R1", "A2": "R1"}  # A2 sits on R1's home base
+    assert not result.warnings
