@@ -76,7 +76,7 @@ from optimizer.solve import (
     run_highs,
 )
 
-ELASTIC_PENALTY = 1e4  # per fair share of violation, times the objective scale
+ELASTIC_PENALTY = 1e4  # per fair share of violation, times the plan's cost (n_units)
 MAX_PRICING_ROUNDS = 60
 # With contiguity on large inputs (the repair method), the share of the time limit kept for
 # repairing the plan's cut-off pieces and polishing the repaired plan.
@@ -101,8 +101,8 @@ class Pairs:
 
 @dataclass(frozen=True)
 class Scaled:
-    """The problem in the solver's units: objective × n_units (a plan costs about n_units),
-    metric k in fair shares, disruption as a share of what could move."""
+    """The problem in the solver's units: objective × n_units / weight_scale (a plan costs
+    about n_units), metric k in fair shares, disruption as a share of what could move."""
 
     cost: np.ndarray  # (U, R)
     amount: np.ndarray  # (U, 3)
@@ -127,7 +127,9 @@ class Scaled:
 
     @staticmethod
     def of(p: Problem) -> Scaled:
-        obj = float(max(p.n_units, 1))
+        # A plan costs about n_units whatever the weights: the elastic price and HiGHS'
+        # tolerances stay in proportion (a travel weight of 30,000 made plans look infeasible).
+        obj = float(max(p.n_units, 1)) / p.weight_scale
         mean_fair = p.fair.mean(axis=0)
         ms = np.where(mean_fair > 0, 1.0 / np.where(mean_fair > 0, mean_fair, 1.0), 1.0)
         share = 1.0 / p.moved_total if p.moved_total > 0 else 1.0
@@ -716,7 +718,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     duals, lagrange_bound = lagrangian_warm_start(s)
     mask = _initial_pairs(p, s, duals)
     initial_pairs = int(mask.sum())
-    elastic = ELASTIC_PENALTY * s.obj_scale
+    elastic = ELASTIC_PENALTY * max(p.n_units, 1)  # a plan costs about n_units (Scaled)
     z_lp, red, lp, mask, rounds = _solve_lp(p, s, mask, clock, settings.threads, should_stop,
                                             elastic)
     if _max_art(lp) > 1e-6:

@@ -38,6 +38,10 @@ class _Frozen(BaseModel):
 
 
 NonNegative = Annotated[float, Field(ge=0)]
+# Objective weights are relative: only their ratios change a plan. The cap keeps the
+# weighted terms far from float limits.
+MAX_WEIGHT = 1e6
+Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT)]
 
 
 class BalanceRule(_Frozen):
@@ -48,7 +52,7 @@ class BalanceRule(_Frozen):
     min: NonNegative | None = None
     max: NonNegative | None = None
     hard: bool = True
-    weight: NonNegative = 1.0
+    weight: Weight = 1.0
 
     @model_validator(mode="after")
     def _min_below_max(self) -> BalanceRule:
@@ -74,9 +78,9 @@ class Balance(_Frozen):
 class ObjectiveWeights(_Frozen):
     """Weights of the normalised objective terms; 0 removes a term."""
 
-    travel: NonNegative = 1.0
-    balance: NonNegative = 0.0
-    disruption: NonNegative = 0.0
+    travel: Weight = 1.0
+    balance: Weight = 0.0
+    disruption: Weight = 0.0
 
 
 class DisruptionRule(_Frozen):

@@ -47,6 +47,8 @@ class Problem:
     cost (U, R): the pair's share of the normalised objective (travel and disruption terms).
     lo, hi (R, 3): hard bounds (bands, capacity, max_accounts); 0 and inf when absent.
     soft_lo, soft_hi (R, 3): soft bands; soft_cost (R, 3) objective cost per unit outside them.
+    weight_scale: the largest objective weight that acts, so the solver's costs can be kept
+    near 1 whatever the weights (only their ratios matter).
     """
 
     unit_label: list[str]
@@ -69,6 +71,7 @@ class Problem:
     moved_total: float
     disruption_budget: float | None
     book: Book
+    weight_scale: float = 1.0
 
     @property
     def n_units(self) -> int:
@@ -296,10 +299,13 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
     if w.disruption > 0 and moved_total > 0:
         cost += w.disruption * moved / moved_total
     cost[~allowed] = np.inf
+    acting = [w.travel, w.disruption if moved_total > 0 else 0.0,
+              *(w.balance * scenario.balance.rule(m).weight for k, m in enumerate(METRICS)
+                if (soft_cost[:, k] > 0).any())]
 
     problem = Problem(label, members, unit_of, amount, np.where(allowed, travel, np.inf), moved,
                       cost, locked, rep_ids, fair, lo, hi, hi_reason, soft_lo, soft_hi, soft_cost,
-                      travel_ref, moved_total, budget, book)
+                      travel_ref, moved_total, budget, book, max(acting) or 1.0)
     reasons += presolve_reasons(problem)
     if reasons:
         raise InfeasibleScenarioError(reasons)

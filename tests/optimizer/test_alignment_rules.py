@@ -116,3 +116,27 @@ def test_lp_bound_with_pricing_equals_full_lp(regional: tuple) -> None:
     full = run_highs(build(s, Pairs.from_mask(p.allowed), relaxed=True), HighsOptions())
     assert rounds > 1 and mask.sum() < p.allowed.sum()
     assert np.isclose(z, full.objective, rtol=1e-7)
+
+
+@pytest.mark.parametrize("scale", [3e4, 1e6, 1e-3])
+def test_only_the_ratio_of_the_weights_matters(scale: float) -> None:
+    """Scaling every weight scales the objective and changes nothing else. A travel weight
+    of 30,000 made this feasible scenario 'infeasible': the band violations' elastic price
+    did not grow with the weights."""
+    from tests.conftest import make_instance
+
+    inst = make_instance(40, 4, 21)
+    base = {"balance": {"workload": {"tolerance": 0.15}}, "solver": {"mip_gap": 0.0}}
+    plain = Scenario.model_validate(base)
+    scaled = Scenario.model_validate({**base, "objective": {"travel": scale}})
+    a, b = solve(inst.data(plain), plain), solve(inst.data(scaled), scaled)
+    assert a.report.status.value == b.report.status.value == "optimal"
+    assert b.report.objective == pytest.approx(scale * a.report.objective, rel=1e-6)
+    assert a.assignments["rep_id"].tolist() == b.assignments["rep_id"].tolist()
+
+
+def test_a_weight_beyond_the_cap_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="less than or equal to 1000000"):
+        Scenario.model_validate({"objective": {"travel": 1e7}})
