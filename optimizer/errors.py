@@ -10,9 +10,11 @@ def cell(value: Any) -> str:
     """A cell's value as a message shows it: text quoted ('abc'), numbers plain (-1.0),
     never numpy's repr (np.float64(-1.0)), which a planner need not read."""
     if isinstance(value, str):
-        return repr(str(value))
-    item = getattr(value, "item", None)  # numpy scalars: the Python value
-    return repr(item() if callable(item) else value)
+        shown = repr(str(value))
+    else:
+        item = getattr(value, "item", None)  # numpy scalars: the Python value
+        shown = repr(item() if callable(item) else value)
+    return shown if len(shown) <= 60 else shown[:57] + "…"  # 1 and 400 zeros
 
 
 class OptimizerError(Exception):

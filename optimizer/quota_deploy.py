@@ -15,9 +15,11 @@ Methods (the formulas are in optimizer.quota):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,6 +32,7 @@ from optimizer.quota import (
     overlay,
     top_down,
 )
+from optimizer.validate import TableChecker, id_text
 
 Method = Literal["top-down", "fair", "bottom-up", "derived"]
 METHODS: tuple[str, ...] = ("top-down", "fair", "bottom-up", "derived")
@@ -76,12 +79,53 @@ class QuotaOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def _numeric(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+# The number columns of the quota tables: their range and the value of a blank cell (none:
+# a blank is bad input). A start month blank means a rep in seat all year.
+NUMBER_RULES: dict[str, tuple[float, float | None, float | None]] = {  # low, high, blank
+    "potential": (0, None, None), "history": (0, None, None), "submitted": (0, None, None),
+    "quota": (0, None, None), "start_month": (1, 12, math.nan), "share": (0, 1, 1.0)}
+
+
+def _numeric(table: pd.DataFrame, source: str, columns: tuple[str, ...],
+             key: str | None = None) -> pd.DataFrame:
+    """The table with its number `columns` parsed, and its `key` unique. Every problem names
+    the file, the row and the cell as written, all at once (a start month 'Oct' was read as
+    a rep in seat all year)."""
+    check = TableChecker(source)
     table = table.copy()
     for column in columns:
         if column in table.columns:
-            table[column] = pd.to_numeric(table[column], errors="coerce")
+            raw = table[column]
+            low, high, blank = NUMBER_RULES[column]
+            table[column] = value = check.number(table, column, default=blank, low=low,
+                                                 high=high)
+            if column == "start_month":
+                check.rows(np.isfinite(value) & (value != np.round(value)), column,
+                           "must be a whole month from 1 to 12", raw)
+    if key is not None and key in table.columns:
+        check.unique_ids(id_text(table[key]), key)
+    if check.issues:
+        raise InputError(check.issues)
     return table
+
+
+def _twice_covered(coverage: pd.DataFrame, source: str) -> list[Issue]:
+    """An overlay covers a territory once: a second row would count its quota twice."""
+    if not {"overlay_id", "territory_id"} <= set(coverage.columns):
+        return []  # the missing column is named by `quota.overlay`
+    pairs = id_text(coverage["overlay_id"]) + "\0" + id_text(coverage["territory_id"])
+    first: dict[str, int] = {}
+    issues = []
+    for row, pair in enumerate(pairs, start=1):
+        if pd.isna(pair):
+            continue
+        if pair in first:
+            overlay_id, territory = pair.split("\0")
+            issues.append(Issue(source, row, "territory_id", (
+                f"overlay {overlay_id} covers territory {territory} twice (first on row "
+                f"{first[pair]}): give one row with its share")))
+        first.setdefault(pair, row)
+    return issues
 
 
 def _require(table: pd.DataFrame | None, name: str, source: str,
@@ -100,7 +144,7 @@ NO_HISTORY = "no history column: shares come from potential alone"
 def _territories(table: pd.DataFrame | None, source: str, method: str
                  ) -> tuple[pd.DataFrame, list[str]]:
     table = _require(table, "territories", source, ("territory_id", "potential"), method)
-    table = _numeric(table, ("potential", "history", "start_month"))
+    table = _numeric(table, source, ("potential", "history", "start_month"), "territory_id")
     notes = []
     if "history" not in table.columns:
         table["history"] = table["potential"]
@@ -117,16 +161,16 @@ def _without_stand_in(quotas: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
 
 
 def _submissions(table: pd.DataFrame | None, source: str) -> pd.DataFrame:
-    if table is not None and "id" not in table.columns:
-        key = next((c for c in ("territory_id", "rep_id") if c in table.columns), None)
-        if key is None:
-            raise InputError([Issue(source, None, "territory_id",
-                                    "required column is missing (or rep_id, or id)")])
-        table = table.rename(columns={key: "id"})
-    if table is not None and "manager" not in table.columns and "manager_id" in table.columns:
+    table = _require(table, "submissions", source, ("submitted",), "bottom-up")
+    key = next((c for c in ("id", "territory_id", "rep_id") if c in table.columns), None)
+    if key is None:
+        raise InputError([Issue(source, None, "territory_id",
+                                "required column is missing (or rep_id, or id)")])
+    table = _numeric(table, source, ("submitted",), key)  # named as in the file
+    table = table.rename(columns={key: "id"})
+    if "manager" not in table.columns and "manager_id" in table.columns:
         table = table.rename(columns={"manager_id": "manager"})
-    table = _require(table, "submissions", source, ("id", "submitted"), "bottom-up")
-    return _numeric(table, ("submitted",))
+    return table
 
 
 def deploy(settings: QuotaSettings, tables: dict[str, pd.DataFrame],
@@ -170,8 +214,9 @@ def _derived(s: QuotaSettings, tables: dict[str, pd.DataFrame], src: dict[str, s
     notes: list[str] = []
     if raw is not None and "quota" in raw.columns:
         quotas = _require(raw, "territories", src["territories"], ("territory_id",), "derived")
-        quotas = _numeric(quotas, ("quota",))
-        notes.append("territory quotas taken from the table's quota column")
+        quotas = _numeric(quotas, src["territories"], ("quota",), "territory_id")
+        notes.append("territory quotas taken from the table's quota column" + (
+            f" (the goal of {s.goal:,.0f} is not used)" if s.goal is not None else ""))
     elif raw is not None and s.goal is not None:
         terr, notes = _territories(raw, src["territories"], "derived")
         quotas = top_down(terr, s.goal, s.top_down_settings())
@@ -185,8 +230,18 @@ def _derived(s: QuotaSettings, tables: dict[str, pd.DataFrame], src: dict[str, s
     out: dict[str, pd.DataFrame] = {"quotas": _without_stand_in(quotas, notes)}
     if "manager_id" in quotas.columns:
         out["manager_quotas"] = derived_manager(quotas, s.manager_factor, unit=s.unit)
+        if len(alone := quotas[id_text(quotas["manager_id"]).isna().to_numpy()]):
+            notes.append(f"{len(alone):,} territories have no manager_id, so their quotas "
+                         f"({alone['quota'].sum():,.0f}) roll up to no manager: "
+                         + ", ".join(map(str, alone["territory_id"].head(10))))
     if coverage is not None:
-        cov = _numeric(coverage, ("share",))
+        twice = _twice_covered(coverage, src["coverage"])
+        try:
+            cov = _numeric(coverage, src["coverage"], ("share",))
+        except InputError as exc:
+            raise InputError(exc.issues + twice) from exc
+        if twice:
+            raise InputError(twice)
         out["overlay_quotas"] = overlay(quotas, cov, s.overlay_factor, unit=s.unit)
     if len(out) == 1:
         raise InputError([Issue(src["territories"], None, "manager_id",

@@ -5,6 +5,8 @@ Rows are 1-based data rows (the header is not counted), as a planner counts them
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -20,10 +22,28 @@ REP_ID_COLUMNS = ("rep_id", "role", "name")
 MISSING_NUMBER = frozenset({"na", "n/a", "nan", "-nan", "null", "none", "#n/a", "<na>"})
 
 
-def _text(series: pd.Series) -> pd.Series:
+def id_text(series: pd.Series) -> pd.Series:
     """Ids as trimmed strings; blanks become NA."""
     s = series.astype("string").str.strip()
     return s.mask(s == "", pd.NA)
+
+
+def _floats(raw: pd.Series) -> pd.Series:
+    """Numbers of a column, NaN where a cell is not one. An integer beyond float range (JSON
+    allows 1 followed by 400 zeros) becomes ±inf, so it is named as not finite."""
+    try:
+        return pd.to_numeric(raw, errors="coerce").astype(float)
+    except OverflowError:
+        return raw.map(_float_or_nan).astype(float)
+
+
+def _float_or_nan(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    except (TypeError, ValueError):
+        return math.nan
 
 
 class TableChecker:
@@ -53,7 +73,9 @@ class TableChecker:
         raw = df[column] if column in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
         text = raw.astype("string").str.strip()
         blank = raw.isna() | (text == "") | text.str.lower().isin(MISSING_NUMBER)
-        value = pd.to_numeric(raw.where(~blank), errors="coerce").astype(float)
+        value = _floats(raw.where(~blank))
+        if raw.dtype in (bool, object):  # JSON true/false: a flag is not an amount
+            value = value.mask(raw.map(lambda v: isinstance(v, bool | np.bool_)), np.nan)
         self.rows(~blank & value.isna(), column, "not a number", raw)
         if default is None:
             self.rows(blank, column, "is empty")
@@ -107,7 +129,7 @@ def validate_reps(df: pd.DataFrame, metric: DistanceMetric, *, source: str = "re
     check = TableChecker(source)
     out = pd.DataFrame(index=df.index)
     if check.require(df, "rep_id"):
-        out["rep_id"] = _text(df["rep_id"])
+        out["rep_id"] = id_text(df["rep_id"])
         check.unique_ids(out["rep_id"], "rep_id")
     if needs_location:
         _coordinates(check, df, metric, out, "reps")
@@ -117,9 +139,9 @@ def validate_reps(df: pd.DataFrame, metric: DistanceMetric, *, source: str = "re
     if "max_accounts" in df.columns:
         check.rows(np.isfinite(limit) & (limit != np.round(limit)), "max_accounts",
                    "must be a whole number of accounts", df["max_accounts"])
-    out["role"] = _text(df["role"]) if "role" in df.columns else pd.Series(pd.NA, index=df.index,
+    out["role"] = id_text(df["role"]) if "role" in df.columns else pd.Series(pd.NA, index=df.index,
                                                                            dtype="string")
-    out["name"] = _text(df["name"]) if "name" in df.columns else out.get("rep_id")
+    out["name"] = id_text(df["name"]) if "name" in df.columns else out.get("rep_id")
     if "start_date" in df.columns:
         dates = pd.to_datetime(df["start_date"], errors="coerce")
         check.rows(df["start_date"].notna() & dates.isna(), "start_date", "not a date (YYYY-MM-DD)",
@@ -133,7 +155,7 @@ def validate_accounts(df: pd.DataFrame, metric: DistanceMetric, *,
     check = TableChecker(source)
     out = pd.DataFrame(index=df.index)
     if check.require(df, "account_id"):
-        out["account_id"] = _text(df["account_id"])
+        out["account_id"] = id_text(df["account_id"])
         check.unique_ids(out["account_id"], "account_id")
     _coordinates(check, df, metric, out, "accounts")
     if check.require(df, "workload", " (hours per year)"):
@@ -141,7 +163,7 @@ def validate_accounts(df: pd.DataFrame, metric: DistanceMetric, *,
     out["potential"] = check.number(df, "potential", default=0.0, low=0)
     out["visits"] = check.number(df, "visits", default=1.0, low=0)
     for column in ID_COLUMNS[1:]:
-        out[column] = _text(df[column]) if column in df.columns else pd.Series(
+        out[column] = id_text(df[column]) if column in df.columns else pd.Series(
             pd.NA, index=df.index, dtype="string")
     extra = [c for c in df.columns if c not in ACCOUNT_COLUMNS]
     for column in extra:
@@ -189,8 +211,8 @@ def _distance_issues(distances: pd.DataFrame, accounts: pd.DataFrame, targets: p
     ok = all(check.require(distances, c) for c in ("from_id", "to_id", "distance"))
     if not ok:
         return out, check.issues
-    out["from_id"] = _text(distances["from_id"])
-    out["to_id"] = _text(distances["to_id"])
+    out["from_id"] = id_text(distances["from_id"])
+    out["to_id"] = id_text(distances["to_id"])
     out["distance"] = check.number(distances, "distance", low=0)
     accounts_known = set(accounts["account_id"].dropna())
     check.rows(~out["from_id"].isin(accounts_known).to_numpy(), "from_id", "unknown account",

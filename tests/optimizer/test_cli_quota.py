@@ -167,3 +167,49 @@ def test_overlay_coverage_names_unknown_territories(tmp_path: Path) -> None:
     res = runner.invoke(app, ["quota", "--method", "derived", "--assignments", str(table),
                               "--coverage", str(coverage), "--out", str(tmp_path / "o")])
     assert res.exit_code == EXIT_INPUT and "row 2" in res.output and "T9" in res.output
+
+
+def _quota(tmp_path: Path, *args: str) -> tuple[int, str]:
+    res = runner.invoke(app, ["quota", *args, "--out", str(tmp_path / "out")])
+    return res.exit_code, " ".join(res.output.split())
+
+
+def test_bad_cells_are_named_with_the_file_and_the_cell(tmp_path: Path) -> None:
+    """A start month 'Oct' was read as a rep in seat all year, 4.5 as 4; text in potential
+    was reported as 'territories … got nan', the table's name not the file's."""
+    (tmp_path / "b.csv").write_text("territory_id,potential,history,start_month\n"
+                                    "T1,100,90,\nT1,200,210,Oct\nT3,abc,100,4.5\n")
+    code, said = _quota(tmp_path, "--assignments", str(tmp_path / "b.csv"), "--goal", "1000")
+    assert code == EXIT_INPUT, said
+    for issue in ("b.csv row 3, column potential: not a number (got 'abc')",
+                  "b.csv row 2, column start_month: not a number (got 'Oct')",
+                  "b.csv row 3, column start_month: must be a whole month from 1 to 12 "
+                  "(got '4.5')",
+                  "b.csv row 2, column territory_id: duplicate territory_id 'T1' (first on "
+                  "row 1)"):
+        assert issue in said, said
+
+
+def test_derived_quotas_name_what_they_leave_out(tmp_path: Path) -> None:
+    """T4 has no manager: its 400 roll up to no one, said in a note. An overlay covering a
+    territory twice would count its quota twice: refused. An empty share is a whole share."""
+    (tmp_path / "dq.csv").write_text("territory_id,quota,manager_id\n"
+                                     "T1,100,M1\nT2,200,M1\nT3,300,M2\nT4,400,\n")
+    (tmp_path / "cov.csv").write_text("overlay_id,territory_id,share\nO1,T1,\nO1,T2,0.5\n")
+    args = ["--assignments", str(tmp_path / "dq.csv"), "--method", "derived", "--coverage",
+            str(tmp_path / "cov.csv"), "--goal", "5000"]
+    code, said = _quota(tmp_path, *args)
+    assert code == 0, said
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["warnings"] == [
+        "territory quotas taken from the table's quota column (the goal of 5,000 is not used)",
+        "1 territories have no manager_id, so their quotas (400) roll up to no manager: T4"]
+    overlays = pd.read_csv(tmp_path / "out" / "overlay_quotas.csv")
+    assert overlays["quota"].tolist() == [200]  # all of T1 (100) and half of T2 (100)
+
+    (tmp_path / "cov.csv").write_text("overlay_id,territory_id,share\nO1,T1,1\nO1,T1,2\n")
+    code, said = _quota(tmp_path, *args)
+    assert code == EXIT_INPUT, said
+    assert "cov.csv row 2, column share: must be ≤ 1 (got '2')" in said, said
+    assert "cov.csv row 2, column territory_id: overlay O1 covers territory T1 twice (first " \
+           "on row 1): give one row with its share" in said, said

@@ -145,6 +145,11 @@ def test_numbers_in_messages_read_as_written() -> None:
     assert issues_of(accounts(workload=["10", "-5", "x"])) == [
         "accounts row 3, column workload: not a number (got 'x')",
         "accounts row 2, column workload: must be ≥ 0 (got '-5')"]
+    # JSON allows an integer beyond float range (it crashed the check) and true/false (read
+    # as 1 and 0 h); a long value is cut short in the message.
+    assert issues_of(accounts(workload=[10**400, True, 5])) == [
+        "accounts row 2, column workload: not a number (got True)",
+        f"accounts row 1, column workload: must be finite (got {'1' + '0' * 56}…)"]
 
 
 def _segment_plan(folder: Path, eligibility: dict[str, list[str]]) -> AlignmentResult:
