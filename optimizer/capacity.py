@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from optimizer.design import scenario_issues as design_scenario_issues
 from optimizer.design import solve as solve_design
 from optimizer.domain import DesignData, Mode, Scenario
 from optimizer.errors import (
@@ -244,12 +245,15 @@ TERRITORY_COLUMNS = ["territories", "territory_id", "centre", "accounts", "workl
                      "travel_hours", "hours", "utilisation"]
 
 
-def _scenario(settings: SizingSettings, n: int) -> Scenario:
+def _scenario(settings: SizingSettings, n: int, source: str = "sizing") -> Scenario:
     try:
-        return settings.design_scenario(n)
+        scenario = settings.design_scenario(n)
     except ValidationError as exc:
-        raise InputError([Issue("sizing", None, "scenario." + ".".join(
+        raise InputError([Issue(source, None, "scenario." + ".".join(
             str(x) for x in e["loc"]), e["msg"]) for e in exc.errors()]) from exc
+    if issues := design_scenario_issues(scenario, source, "scenario."):
+        raise InputError(issues)  # a soft band: found now, not in the first design
+    return scenario
 
 
 def _design_row(data: DesignData, scenario: Scenario, n: int, settings: SizingSettings,
@@ -444,7 +448,7 @@ def split_plan(body: dict[str, Any], source: str = "plan") -> CapacityPlan:
 def sizing_settings(mapping: dict[str, Any], source: str = "sizing") -> SizingSettings:
     """Validated sizing settings; every problem is an Issue under `source`."""
     settings = model_from_mapping(SizingSettings, mapping, source)
-    _scenario(settings, settings.min_territories)  # the design scenario's keys, checked now
+    _scenario(settings, settings.min_territories, source)  # the design scenario, checked now
     return settings
 
 

@@ -277,23 +277,29 @@ def _unit_pool(data: DesignData, scenario: Scenario) -> pd.DataFrame:
     return data.unit_points.rename(columns={"unit_id": "rep_id"})
 
 
+def scenario_issues(scenario: Scenario, source: str = "scenario",
+                    prefix: str = "") -> list[Issue]:
+    """What a valid scenario lacks for a design: the number of territories, hard bands.
+    `prefix` places the fields in a larger document (a capacity plan's `sizing.scenario.`)."""
+    issues = []
+    if scenario.territories is None:
+        issues.append(Issue(source, None, f"{prefix}territories",
+                            "design needs the number of territories"))
+    for metric in METRICS:
+        rule = scenario.balance.rule(metric)
+        if rule.active and not rule.hard:
+            issues.append(Issue(source, None, f"{prefix}balance.{metric.value}.hard",
+                                "soft bands are not supported in design yet; use hard bands"))
+    return issues
+
+
 def prepare(data: DesignData, scenario: Scenario) -> DesignProblem:
     """Arrays of the design model; raises InputError/InfeasibleScenarioError for scenarios
     that cannot be designed."""
     acc = data.accounts
-    n_terr = scenario.territories
-    issues = []
-    if n_terr is None:
-        issues.append(Issue("scenario", None, "territories", "design needs the number of "
-                                                              "territories"))
-    for metric in METRICS:
-        rule = scenario.balance.rule(metric)
-        if rule.active and not rule.hard:
-            issues.append(Issue("scenario", None, f"balance.{metric.value}.hard",
-                                "soft bands are not supported in design yet; use hard bands"))
-    if issues:
+    if issues := scenario_issues(scenario):
         raise InputError(issues)
-    n_terr = int(n_terr or 0)
+    n_terr = int(scenario.territories or 0)
     centres, notes = _candidates(data, scenario, n_terr)
     if "locked_rep" in acc.columns and (locked := int(acc["locked_rep"].notna().sum())):
         # A lock names a rep, and a design has none: say so rather than drop it unseen.

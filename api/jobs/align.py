@@ -91,12 +91,14 @@ class PlanRunner:
             scenario = scenario_from_dict(inputs.scenario)
         except InputError as exc:
             issues += exc.issues
-            scenario = Scenario(mode=self.mode)
-        if scenario.mode is not self.mode:
+            scenario = None
+        if scenario is not None and scenario.mode is not self.mode:
             issues.append(Issue("scenario", None, "mode",
                                 f"kind {self.mode.value!r} needs mode {self.mode.value!r} "
                                 f"(got {scenario.mode.value!r})"))
-        issues += self.scenario_issues(scenario, inputs)
+        if scenario is not None:  # a default in its place would draw false issues
+            issues += self.scenario_issues(scenario, inputs)
+        scenario = scenario or Scenario(mode=self.mode)
         # Contiguity's graph, the CLI's way (None unless asked; asked without polygons: an issue).
         try:
             graph = unit_graph(scenario.contiguity, inputs.units)

@@ -10,6 +10,7 @@ from api.jobs.align import PlanRunner
 from api.jobs.inputs import JobInputs
 from api.jobs.kinds import SolveControls
 from optimizer.design import centre_list_issues, unit_centre_issues
+from optimizer.design import scenario_issues as design_scenario_issues
 from optimizer.design import solve as solve_design
 from optimizer.domain import DesignData, DistanceMetric, Mode, Scenario
 from optimizer.errors import Issue
@@ -29,10 +30,7 @@ class DesignRunner(PlanRunner):
             issues += centre_list_issues(scenario.centres,
                                          inputs.accounts.get("account_id", pd.Series()),
                                          inputs.units, scenario.metric)
-        if scenario.territories is None:
-            issues.append(Issue("scenario", None, "territories",
-                                "design needs the number of territories"))
-        return issues
+        return issues + design_scenario_issues(scenario)
 
     def validate(self, inputs: JobInputs, metric: DistanceMetric) -> DesignData:
         # The scenario as sent: it may not parse.

@@ -161,6 +161,15 @@ def test_unknown_kind_and_incomplete_bodies(acme: httpx.Client, regional: dict[s
     wrong_mode = _issues(submit(acme, {"kind": "align", "scenario": {"mode": "design"},
                                        "data": regional}))
     assert wrong_mode[0]["field"] == "mode"
+    # A soft band, which design cannot take, is refused at submission, not in the worker;
+    # and a scenario with another error is not also said to lack its territories.
+    design = {"mode": "design", "territories": 3}
+    soft = _issues(submit(acme, {"kind": "design", "data": regional, "scenario": {
+        **design, "balance": {"workload": {"tolerance": 0.1, "hard": False}}}}))
+    assert [i["field"] for i in soft] == ["balance.workload.hard"]
+    broken = _issues(submit(acme, {"kind": "design", "data": regional,
+                                   "scenario": {**design, "bogus": 1}}))
+    assert [i["field"] for i in broken] == ["bogus"]
 
 
 def test_limits(acme: httpx.Client, regional: dict[str, Any]) -> None:

@@ -263,3 +263,12 @@ def test_an_n_the_band_rules_out_is_explained_by_the_band() -> None:
     assert note.startswith("2 territories cannot fit: no design of 2 territories keeps every "
                            "territory's workload within the balance band ("), note
     assert "target" not in note
+
+
+def test_a_soft_band_in_the_sizing_scenario_is_refused_before_any_design() -> None:
+    with pytest.raises(InputError) as soft:
+        sizing_settings({"min_territories": 1, "max_territories": 2, "scenario": {
+            "balance": {"workload": {"tolerance": 0.1, "hard": False}}}}, "plan.yaml")
+    assert [str(i) for i in soft.value.issues] == [
+        "plan.yaml column scenario.balance.workload.hard: soft bands are not supported in "
+        "design yet; use hard bands"]
