@@ -323,6 +323,15 @@ def territory_adjacency(accounts: pd.DataFrame, assignments: pd.DataFrame,
     per_unit = units["unit_id"].astype(str).map(ua.territory)
     labels = pd.Index([str(t) for t in territory_ids]).get_indexer(
         per_unit.astype(object).where(per_unit.notna(), "\0"))
+    unplaced = [str(t) for i, t in enumerate(territory_ids) if not (labels == i).any()]
+    if unplaced:
+        # Each would be an island: contiguity could hold for none of the groups it joins.
+        shown = ", ".join(unplaced[:10]) + (f" and {len(unplaced) - 10} more"
+                                            if len(unplaced) > 10 else "")
+        raise InputError([Issue("units", None, "unit_id", (
+            f"{len(unplaced)} of the plan's {len(territory_ids)} territories hold no unit of "
+            f"the units file (their accounts have no unit_id, or ones the file lacks): "
+            f"{shown}"))])
     return _group_adjacency(adjacency(units), labels, len(territory_ids))
 
 

@@ -156,6 +156,14 @@ def test_territory_adjacency_from_units() -> None:
                                 "territory_id": ["T1", "T2", "T1", "T3"]})
     m = levels.territory_adjacency(accounts, assignments, ["T1", "T2", "T3"], units)
     assert m.toarray().tolist() == [[0, 1, 1], [1, 0, 0], [1, 0, 0]]
+    # Accounts whose unit_id the file lacks (another data set's units) place T2 and T3
+    # nowhere: every region joining them would be in pieces, so it is bad input.
+    elsewhere = accounts.assign(unit_id=["u1", "x2", "u3", None])
+    with pytest.raises(InputError) as exc:
+        levels.territory_adjacency(elsewhere, assignments, ["T1", "T2", "T3"], units)
+    assert [str(i) for i in exc.value.issues] == [
+        "units column unit_id: 2 of the plan's 3 territories hold no unit of the units file "
+        "(their accounts have no unit_id, or ones the file lacks): T2, T3"]
 
 
 def test_locations_are_workload_weighted_centroids_or_home_bases() -> None:
