@@ -545,10 +545,10 @@ def quota(
     Derived quotas are for managers and overlays; every output CSV's columns explain each
     number."""
     run_folder = assignments if assignments is not None and assignments.is_dir() else None
-    paths = {"territories": (run_folder / "territories.csv" if run_folder is not None
-                             else assignments),
-             "submissions": submissions or (assignments if method == "bottom-up" else None),
-             "coverage": coverage}
+    plan_table = run_folder / "territories.csv" if run_folder is not None else assignments
+    paths = {"territories": plan_table, "submissions": submissions, "coverage": coverage}
+    if method == "bottom-up" and submissions is None:  # the plan's own table holds them
+        paths |= {"territories": None, "submissions": plan_table}
     inputs = tuple(paths.values())
     with _exit_codes(out, "the quotas cannot meet the goal within the band", QUOTA_FILES,
                      inputs):

@@ -160,7 +160,8 @@ def _without_stand_in(quotas: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     return quotas.drop(columns=["history", "history_share"], errors="ignore")
 
 
-def _submissions(table: pd.DataFrame | None, source: str) -> pd.DataFrame:
+def _submissions(table: pd.DataFrame | None, source: str) -> tuple[pd.DataFrame, str]:
+    """Submissions with their key renamed to `id`, and the key's name in the file."""
     table = _require(table, "submissions", source, ("submitted",), "bottom-up")
     key = next((c for c in ("id", "territory_id", "rep_id") if c in table.columns), None)
     if key is None:
@@ -170,7 +171,29 @@ def _submissions(table: pd.DataFrame | None, source: str) -> pd.DataFrame:
     table = table.rename(columns={key: "id"})
     if "manager" not in table.columns and "manager_id" in table.columns:
         table = table.rename(columns={"manager_id": "manager"})
-    return table
+    return table, key
+
+
+def _against_plan(subs: pd.DataFrame, key: str, plan: pd.DataFrame | None, source: str,
+                  plan_source: str) -> list[str]:
+    """Submissions checked against the plan's territories, when both are given: one for a
+    territory the plan lacks is bad input; the plan's territories without one get no quota,
+    said in a note (a bottom-up roll-up spread the goal over those that submitted)."""
+    column = key if key in ("territory_id", "rep_id") else "territory_id"
+    if plan is None or column not in plan.columns:
+        return []
+    known = id_text(plan[column])
+    given = id_text(subs["id"])
+    issues = [Issue(source, row, key, f"{v!r} is not a {column} of {plan_source}")
+              for row, v in enumerate(given, start=1) if not pd.isna(v) and not known.eq(v).any()]
+    if issues:
+        raise InputError(issues)
+    missing = [str(v) for v in known.dropna() if not given.eq(v).any()]
+    if not missing:
+        return []
+    return [f"{len(missing):,} of the {len(known):,} territories of {plan_source} have no "
+            f"submission, so no quota: " + ", ".join(missing[:10])
+            + (f" and {len(missing) - 10:,} more" if len(missing) > 10 else "")]
 
 
 def deploy(settings: QuotaSettings, tables: dict[str, pd.DataFrame],
@@ -184,14 +207,17 @@ def deploy(settings: QuotaSettings, tables: dict[str, pd.DataFrame],
     s = settings
     summary: dict[str, Any] = {"status": "optimal", "method": s.method, "goal": s.goal}
     if s.method == "bottom-up":
-        subs = _submissions(tables.get("submissions"), src["submissions"])
+        subs, key = _submissions(tables.get("submissions"), src["submissions"])
+        notes = _against_plan(subs, key, tables.get("territories"), src["submissions"],
+                              src["territories"])
         out = bottom_up(subs, s.goal, close_gap=s.close_gap, unit=s.unit)
         company = out[out["level"] == "company"].iloc[0]
         summary |= {"submitted": float(company["submitted"]),
                     "gap": None if s.goal is None else float(s.goal - company["submitted"]),
                     "deployed": float(company["quota"]), "close_gap": s.close_gap,
-                    "territories": int((out["level"] == "territory").sum()), "warnings": []}
-        return QuotaOutcome({"quotas": out}, "quotas", summary)
+                    "territories": int((out["level"] == "territory").sum()),
+                    "warnings": notes}
+        return QuotaOutcome({"quotas": out}, "quotas", summary, notes)
     if s.method in ("top-down", "fair"):
         terr, notes = _territories(tables.get("territories"), src["territories"], s.method)
         assert s.goal is not None  # the settings' validator requires it

@@ -213,3 +213,32 @@ def test_derived_quotas_name_what_they_leave_out(tmp_path: Path) -> None:
     assert "cov.csv row 2, column share: must be ≤ 1 (got '2')" in said, said
     assert "cov.csv row 2, column territory_id: overlay O1 covers territory T1 twice (first " \
            "on row 1): give one row with its share" in said, said
+
+
+def test_bottom_up_submissions_are_checked_against_the_plan(tmp_path: Path) -> None:
+    """With the plan's territories and a separate submissions file, a submission for a
+    territory the plan lacks is refused, and territories without one are named (the goal was
+    spread over those that submitted, without a word). From a run folder alone, the
+    submissions are its territories.csv (it was read as a file: 'Is a directory')."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "territories.csv").write_text("territory_id,rep_id,potential\n"
+                                         "T1,R1,100\nT2,R2,100\nT3,R3,100\nT4,R4,100\n")
+    (tmp_path / "s.csv").write_text("territory_id,submitted\nT1,100\nT2,200\n")
+    code, said = _quota(tmp_path, "--assignments", str(run), "--submissions",
+                        str(tmp_path / "s.csv"), "--method", "bottom-up", "--goal", "1500",
+                        "--close-gap")
+    assert code == 0, said
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["warnings"] == [
+        "2 of the 4 territories of territories.csv have no submission, so no quota: T3, T4"]
+    (tmp_path / "s.csv").write_text("territory_id,submitted\nT1,100\nT9,200\n")
+    code, said = _quota(tmp_path, "--assignments", str(run), "--submissions",
+                        str(tmp_path / "s.csv"), "--method", "bottom-up", "--goal", "1500")
+    assert code == EXIT_INPUT
+    assert "s.csv row 2, column territory_id: 'T9' is not a territory_id of " \
+           "territories.csv" in said, said
+    code, said = _quota(tmp_path, "--assignments", str(run), "--method", "bottom-up",
+                        "--goal", "1500")
+    assert code == EXIT_INPUT
+    assert "territories.csv column submitted: required column is missing" in said, said
