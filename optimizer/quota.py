@@ -184,8 +184,15 @@ def top_down(territories: pd.DataFrame, goal: float,
            for r in np.flatnonzero(starts.notna() & ~starts.between(1, MONTHS))]
     if bad:
         raise InputError(bad)
-    pot = _shares(df["potential"].to_numpy(float), "territories", "potential")
-    hist = _shares(df["history"].to_numpy(float), "territories", "history")
+
+    def shares(column: str, weight: float) -> np.ndarray:
+        values = df[column].to_numpy(float)
+        if weight == 0 and values.sum() <= 0:  # it splits nothing: no history yet is fine
+            return np.zeros(len(values))
+        return _shares(values, "territories", column)
+
+    pot = shares("potential", s.potential_weight)
+    hist = shares("history", 1 - s.potential_weight)
     blended = s.potential_weight * pot + (1 - s.potential_weight) * hist
     target = s.over_assignment * goal * blended
     factors = np.array([ramp_factors(float(v), s.ramp) for v in starts.to_numpy(float)])

@@ -242,3 +242,14 @@ def test_bottom_up_submissions_are_checked_against_the_plan(tmp_path: Path) -> N
                         "--goal", "1500")
     assert code == EXIT_INPUT
     assert "territories.csv column submitted: required column is missing" in said, said
+
+
+def test_a_column_of_weight_zero_may_add_up_to_zero(tmp_path: Path) -> None:
+    """New territories have no history yet: with the potential weight at 1 the quotas follow
+    potential alone (100 : 300), instead of 'history adds up to 0'."""
+    (tmp_path / "t.csv").write_text("territory_id,potential,history\nT1,100,0\nT2,300,0\n")
+    code, said = _quota(tmp_path, "--assignments", str(tmp_path / "t.csv"), "--goal", "1000",
+                        "--potential-weight", "1")
+    assert code == 0, said
+    quotas = pd.read_csv(tmp_path / "out" / "quotas.csv").set_index("territory_id")["quota"]
+    assert quotas.to_dict() == {"T1": 250, "T2": 750}
