@@ -482,6 +482,8 @@ def capacity(
                    "hiring_periods": hired.periods}
     if sized is not None:
         summary = {**summary, "sizing": sized.summary()} if hired else sized.summary()
+        if hired and sized.recommended is None:  # the exit code says so: the status too
+            summary["status"] = summary["sizing"]["status"]
         tables |= {"capacity_curve": sized.curve, "capacity_territories": sized.territories}
     _clear(out, CAPACITY_FILES, inputs)
     write_tables(out, summary, tables)

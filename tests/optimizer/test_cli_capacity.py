@@ -103,3 +103,22 @@ def test_a_roster_the_plan_cannot_count_is_refused(tmp_path: Path) -> None:
                   "'manager'), so the rep would count for none"):
         assert issue in said, said
     assert "row 2" not in said  # no role: the default, ae, which the plan has
+
+
+def test_a_sizing_that_fits_no_n_fails_the_combined_run(tmp_path: Path) -> None:
+    """A hiring plan that can be met beside a sizing where no N fits (three 300-h accounts,
+    100 h a rep, at most 2 territories): exit 3, and summary.json's status says it too (it
+    said the hiring plan's 'optimal')."""
+    (tmp_path / "plan.yaml").write_text(PLAN.format(q4=220_000) + (
+        "sizing: {min_territories: 1, max_territories: 2, time_limit: 5}\n"))
+    (tmp_path / "reps.csv").write_text(ROSTER)
+    (tmp_path / "a.csv").write_text("account_id,lat,lon,workload\nA1,33.7,-84.4,300\n"
+                                    "A2,33.8,-84.3,300\nA3,33.9,-84.2,300\n")
+    res = CliRunner().invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"),
+                                   "--reps", str(tmp_path / "reps.csv"), "--capacity-hours",
+                                   "100", "--accounts", str(tmp_path / "a.csv"), "--start",
+                                   "2027-01-01", "--out", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == EXIT_INFEASIBLE, res.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == summary["sizing"]["status"] == "infeasible"
+    assert summary["termination"] == "optimal"  # the hiring plan itself was solved
