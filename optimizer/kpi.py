@@ -92,9 +92,11 @@ def balance_stats(values: np.ndarray, fair: np.ndarray, tolerance: float | None,
         within &= values >= lo - 1e-9 * max(1.0, lo)
     if hi is not None:
         within &= values <= hi + 1e-9 * max(1.0, hi)
+    # Nothing to share (every territory at 0, e.g. no potential given) is even: ratios of 1,
+    # as the fair-share ratios already are.
     return {
-        "max_over_mean": float(values.max() / mean) if mean > 0 else 0.0,
-        "min_over_mean": float(values.min() / mean) if mean > 0 else 0.0,
+        "max_over_mean": float(values.max() / mean) if mean > 0 else 1.0,
+        "min_over_mean": float(values.min() / mean) if mean > 0 else 1.0,
         "cv": float(values.std() / mean) if mean > 0 else 0.0,
         "max_over_fair": float(ratio.max()),
         "min_over_fair": float(ratio.min()),

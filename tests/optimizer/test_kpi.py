@@ -49,6 +49,18 @@ def test_alignment_kpis() -> None:
     assert k["utilisation"]["over_capacity_reps"] == 0
 
 
+def test_a_metric_nobody_has_is_even() -> None:
+    """No potential given (all 0): every ratio is 1 and the spread 0; max/mean read 0 while
+    max/fair read 1."""
+    b = book()
+    b = Book(b.workload, np.zeros(3), b.visits, b.distance, b.capacity, b.current)
+    pot = alignment_kpis(b, np.array([0, 1, 1]), {})["balance"]["potential"]
+    assert {k: pot[k] for k in ("max_over_mean", "min_over_mean", "max_over_fair",
+                                "min_over_fair", "cv")} == {
+        "max_over_mean": 1.0, "min_over_mean": 1.0, "max_over_fair": 1.0,
+        "min_over_fair": 1.0, "cv": 0.0}
+
+
 def test_within_tolerance_judges_the_band_the_scenario_sets() -> None:
     """Loads (10, 50) against fair shares (15, 45): absolute bands are judged as given, a
     tolerance of 0 is 0 (not the ±10 % shown when a metric has no band at all)."""
