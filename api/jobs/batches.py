@@ -77,10 +77,16 @@ def _dataset_for(*, session: Session, tenant: Tenant, batch_in: BatchCreate,
     assert batch_in.data is not None
     base = inline_inputs({}, batch_in.data)
     _check_scenarios(batch_in, base, settings)
-    # Inline tables are stored once, as a dataset, and every job of the batch points at it.
-    metric = DistanceMetric(batch_in.scenarios[0].scenario.get("metric", "haversine"))
+    # Inline tables are stored once, as a dataset, and every job of the batch points at it:
+    # accounts with reps, or accounts alone (design, capacity sizing), in the first
+    # scenario's metric (a capacity plan's is its sizing scenario's).
+    first = batch_in.scenarios[0].scenario
+    if batch_in.kind is JobKind.capacity:
+        first = (first.get("sizing") or {}).get("scenario") or {}
+    metric = DistanceMetric(first.get("metric", "haversine"))
     dataset = store_dataset(session=session, tenant=tenant, name="inline data of a batch",
-                            metric=metric, accounts=base.accounts, reps=base.reps,
+                            metric=metric, accounts=base.accounts,
+                            reps=base.reps if batch_in.data.reps else None,
                             distances=base.distances, settings=settings)
     return dataset, base
 
@@ -95,6 +101,11 @@ def submit_batch(*, session: Session, tenant: Tenant, batch_in: BatchCreate,
     if earlier is not None:
         return BatchSubmission(earlier, created=False)
     runner_for(batch_in.kind)
+    if batch_in.kind is JobKind.quota:
+        # A dataset holds accounts, reps and units, not a quota job's tables.
+        raise InputError([Issue("batch", None, "kind", (
+            "quota jobs are not batched: their tables (territories, submissions, coverage) "
+            "go with each job; submit one job per scenario to POST /v1/jobs"))])
     if len(batch_in.scenarios) > settings.MAX_BATCH_SCENARIOS:
         raise LimitExceededError(
             f"{len(batch_in.scenarios)} scenarios exceed this server's limit of "

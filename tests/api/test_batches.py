@@ -59,3 +59,35 @@ def test_batch_problems_name_the_scenario(acme: httpx.Client,
     r = acme.post("/v1/batches", json={"data": regional, "scenarios": too_many})
     assert r.status_code == 422 and "MAX_BATCH_SCENARIOS" in r.json()["detail"]
     assert acme.post("/v1/batches", json={"data": regional, "scenarios": []}).status_code == 422
+
+
+def test_a_design_batch_over_inline_accounts(acme: httpx.Client) -> None:
+    """Inline data without reps is a design's: it was stored as a realignment's and refused
+    ('no reps'). A quota batch, whose tables a dataset cannot hold, is refused by name."""
+    accounts = [{"account_id": f"W{i}", "x": float(i % 6), "y": float(i // 6),
+                 "workload": 10.0} for i in range(24)]
+    scenarios = [{"label": f"{n} territories", "scenario": {
+        "mode": "design", "territories": n, "metric": "euclidean",
+        "balance": {"workload": {"tolerance": 0.25}}, "solver": {"time_limit": 10}}}
+        for n in (2, 3)]
+    r = acme.post("/v1/batches", json={"kind": "design", "data": {"accounts": accounts},
+                                       "scenarios": scenarios})
+    assert r.status_code == 202, r.text
+    batch = r.json()
+
+    def finished() -> dict[str, Any] | None:
+        view: dict[str, Any] = acme.get(f"/v1/batches/{batch['id']}").json()
+        return view if view["state"] == "finished" else None
+
+    view = wait_for(finished, timeout=180, what="the design batch to finish")
+    assert view["counts"] == {"succeeded": 2}, view
+    for job in view["jobs"]:
+        result = acme.get(f"/v1/jobs/{job['id']}/result").json()
+        assert len(result["territories"]) == int(job["label"].split()[0])
+        assert len(result["assignments"]) == 24
+
+    quota = acme.post("/v1/batches", json={
+        "kind": "quota", "data": {"territories": [{"territory_id": "T1", "potential": 1}]},
+        "scenarios": [{"scenario": {"goal": 10}}]})
+    assert quota.status_code == 422
+    assert [(i["source"], i["field"]) for i in quota.json()["issues"]] == [("batch", "kind")]
