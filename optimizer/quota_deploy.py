@@ -57,8 +57,8 @@ class QuotaSettings(BaseModel):
 
     @model_validator(mode="after")
     def _goal_when_needed(self) -> QuotaSettings:
-        if self.goal is None and self.method in ("top-down", "fair"):
-            raise ValueError(f"method {self.method} needs a goal")
+        if self.method in ("top-down", "fair") and not self.goal:
+            raise ValueError(f"method {self.method} needs a goal above 0")
         if self.close_gap and self.goal is None:
             raise ValueError("close_gap needs a goal")
         return self
@@ -152,6 +152,27 @@ def _territories(table: pd.DataFrame | None, source: str, method: str
     return table, notes
 
 
+def _short_of_goal(quotas: pd.DataFrame, target: float, unit: float) -> list[str]:
+    """A note when the quotas do not add up to the goal (times over-assignment), with why:
+    the ramp shortfall the company absorbs, and rounding to the unit."""
+    deployed = float(quotas["quota"].sum())
+    if abs(deployed - target) <= 1e-6 * max(1.0, target):
+        return []
+    why = []
+    if {"target", "ramped", "adjustment"} <= set(quotas.columns):
+        absorbed = float((quotas["target"] - quotas["ramped"] - quotas["adjustment"]).sum())
+        if absorbed > 1e-6 * max(1.0, target):
+            why.append(f"{absorbed:,.0f} of ramp shortfall absorbed by the company")
+    rounded = float((quotas["quota"] - quotas["quota_unrounded"]).sum())
+    if abs(rounded) > 1e-6 * max(1.0, target):
+        why.append(f"{-rounded:,.0f} lost to rounding to units of {unit:,g}" if rounded < 0
+                   else f"{rounded:,.0f} added by rounding to units of {unit:,g}")
+    gap = target - deployed
+    return [f"the quotas add up to {deployed:,.0f}, {abs(gap):,.0f} "
+            f"{'short of' if gap > 0 else 'over'} the {target:,.0f} to deploy"
+            + (f": {'; '.join(why)}" if why else "")]
+
+
 def _without_stand_in(quotas: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """The quota table without the history columns when potential stood in for history: a
     planner would read them as history."""
@@ -226,6 +247,7 @@ def deploy(settings: QuotaSettings, tables: dict[str, pd.DataFrame],
         else:
             quotas = fair_quotas(terr, s.goal, band=(1 - s.band, 1 + s.band),
                                  over_assignment=s.over_assignment, unit=s.unit)
+        notes += _short_of_goal(quotas, s.goal * s.over_assignment, s.unit)
         summary |= {"deployed": float(quotas["quota"].sum()), "territories": len(quotas),
                     "warnings": notes}
         return QuotaOutcome({"quotas": _without_stand_in(quotas, notes)}, "quotas", summary,

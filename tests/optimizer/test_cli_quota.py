@@ -253,3 +253,26 @@ def test_a_column_of_weight_zero_may_add_up_to_zero(tmp_path: Path) -> None:
     assert code == 0, said
     quotas = pd.read_csv(tmp_path / "out" / "quotas.csv").set_index("territory_id")["quota"]
     assert quotas.to_dict() == {"T1": 250, "T2": 750}
+
+
+def test_quotas_short_of_the_goal_say_why(tmp_path: Path) -> None:
+    """T2's rep starts in April: its target, 341.7 (half of 200/600 and half of 210/600 of
+    1,000), is prorated to 9/12, and the company absorbs the 85.4 left; rounding to units of
+    100 loses the other 14.6. The summary had said nothing of the 100 missing. A goal of 0
+    deploys nothing: refused."""
+    (tmp_path / "c.csv").write_text("territory_id,rep_id,potential,history,start_month\n"
+                                    "T1,R1,100,90,\nT2,R2,200,210,4\nT3,R3,300,300,1\n")
+    code, said = _quota(tmp_path, "--assignments", str(tmp_path / "c.csv"), "--goal", "1000",
+                        "--unit", "100")
+    assert code == 0, said
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    quotas = pd.read_csv(tmp_path / "out" / "quotas.csv")
+    absorbed = (quotas["target"] - quotas["ramped"]).sum()
+    assert summary["deployed"] == 900
+    assert summary["warnings"] == [
+        f"the quotas add up to 900, 100 short of the 1,000 to deploy: {absorbed:,.0f} of ramp "
+        f"shortfall absorbed by the company; {100 - absorbed:,.0f} lost to rounding to units "
+        "of 100"]
+    code, said = _quota(tmp_path, "--assignments", str(tmp_path / "c.csv"), "--goal", "0",
+                        "--method", "fair")
+    assert code == EXIT_INPUT and "method fair needs a goal above 0" in said, said
