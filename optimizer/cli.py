@@ -226,6 +226,18 @@ def _overridden(sc: Scenario, time_limit: float | None, **update: Any) -> Scenar
     return model_from_mapping(Scenario, {**values, **update}, "command line")
 
 
+def _number_list(text: str | None, option: str) -> list[float]:
+    """'0.25, 0.5,0.75' as numbers (a bad item is bad input naming the option)."""
+    if not text:
+        return []
+    try:
+        return [float(item) for item in text.split(",")]
+    except ValueError as exc:
+        raise InputError([Issue("command line", None, option,
+                                f"not a list of numbers such as 0.25,0.5,0.75: {text!r}")]
+                         ) from exc
+
+
 def _date_option(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -526,6 +538,12 @@ def quota(
         help="Weight of the potential share (history gets the rest).")] = 0.5,
     over_assignment: Annotated[float, typer.Option(help="e.g. 1.1 deploys 110 % of the goal.")]
     = 1.0,
+    ramp: Annotated[str | None, typer.Option(
+        help="top-down: a new rep's productivity in its first months, e.g. 0.25,0.5,0.75 "
+             "(full after).")] = None,
+    shortfall: Annotated[str, typer.Option(
+        help="top-down: the ramp shortfall is absorbed by the company, or spread over the "
+             "reps in seat all year: company | spread")] = "company",
     unit: Annotated[float, typer.Option(help="Round quotas to this currency unit.")] = 1.0,
     band: Annotated[float, typer.Option(
         help="fair: quota/potential within ± this share of the company ratio.")] = 0.1,
@@ -558,7 +576,8 @@ def quota(
             "method": method, "goal": goal, "potential_weight": potential_weight,
             "over_assignment": over_assignment, "unit": unit, "band": band,
             "close_gap": close_gap, "manager_factor": manager_factor,
-            "overlay_factor": overlay_factor}, "command line")
+            "overlay_factor": overlay_factor, "shortfall": shortfall,
+            "ramp": _number_list(ramp, "--ramp")}, "command line")
         if run_folder is not None:
             check_finished_run(run_folder)
         tables = {name: read_table(path) for name, path in paths.items() if path is not None}

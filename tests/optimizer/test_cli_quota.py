@@ -276,3 +276,20 @@ def test_quotas_short_of_the_goal_say_why(tmp_path: Path) -> None:
     code, said = _quota(tmp_path, "--assignments", str(tmp_path / "c.csv"), "--goal", "0",
                         "--method", "fair")
     assert code == EXIT_INPUT and "method fair needs a goal above 0" in said, said
+
+
+def test_the_ramp_and_its_shortfall_from_the_command_line(tmp_path: Path) -> None:
+    """Targets 158.3, 341.7, 500 (half potential, half history shares of 1,000). A ramp of
+    0.5, 0.5: T2 (starts in April) carries 9 months, 8 of them productive, so 8/12 of its
+    target, 227.8; T3 (January) 11/12, 458.3. The shortfall, 155.6, is spread over T1, the one
+    rep in seat all year: 313.9. Rounded exactly to 1,000: 314, 228, 458."""
+    (tmp_path / "c.csv").write_text("territory_id,rep_id,potential,history,start_month\n"
+                                    "T1,R1,100,90,\nT2,R2,200,210,4\nT3,R3,300,300,1\n")
+    code, said = _quota(tmp_path, "--assignments", str(tmp_path / "c.csv"), "--goal", "1000",
+                        "--ramp", "0.5, 0.5", "--shortfall", "spread")
+    assert code == 0, said
+    quotas = pd.read_csv(tmp_path / "out" / "quotas.csv").set_index("territory_id")["quota"]
+    assert quotas.to_dict() == {"T1": 314, "T2": 228, "T3": 458}
+    code, said = _quota(tmp_path, "--assignments", str(tmp_path / "c.csv"), "--goal", "1000",
+                        "--ramp", "0.5,x")
+    assert code == EXIT_INPUT and "column --ramp: not a list of numbers" in said, said
