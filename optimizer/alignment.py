@@ -701,6 +701,12 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
         clock.limit *= 1 - REPAIR_SHARE
     to_normal = 1.0 / s.obj_scale
     warnings = unused_eligibility(data.accounts, scenario.eligibility)
+    design_only = [k for k, unset in (("territories", None), ("centres", "accounts"))
+                   if getattr(scenario, k) != unset]
+    if design_only:
+        warnings.append(f"{' and '.join(design_only)} {'is a' if len(design_only) == 1 else 'are'}"
+                        f" design setting{'s' * (len(design_only) > 1)}, ignored in an "
+                        "alignment: each rep keeps one territory")
     for metric in METRICS:
         rule = scenario.balance.rule(metric)
         if rule.active and not rule.hard and scenario.objective.balance == 0:

@@ -1638,6 +1638,9 @@ def solve(data: DesignData, scenario: Scenario, *, on_progress: ProgressCallback
     if scenario.objective.balance > 0 or scenario.objective.disruption > 0:
         warnings.append("design minimises travel subject to hard bands; balance and "
                         "disruption weights are ignored")
+    if scenario.disruption.max_share is not None:
+        warnings.append("the disruption limit is ignored in a design: territories are carved "
+                        "anew, with no reps to move accounts between")
     t_build = t_solve = 0.0
 
     # 1. incumbent

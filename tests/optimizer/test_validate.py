@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 from optimizer.alignment import AlignmentResult
 from optimizer.alignment import solve as solve_alignment
 from optimizer.cli import EXIT_INPUT, app
+from optimizer.design import solve as solve_design
 from optimizer.domain import DistanceMetric, Scenario
 from optimizer.errors import InputError
-from optimizer.io import read_alignment, read_scenario
+from optimizer.io import read_alignment, read_design, read_scenario
 from optimizer.validate import validate_alignment
 
 REPS = pd.DataFrame({"rep_id": ["R1", "R2"], "lat": ["33.7", "34.0"], "lon": ["-84.4", "-83.4"],
@@ -220,3 +221,23 @@ def test_eligibility_with_a_rep_without_a_role(tmp_path: Path) -> None:
     plan = result.assignments.set_index("account_id")["rep_id"]
     assert plan.to_dict() == {"A1": "R1", "A2": "R1"}  # A2 sits on R1's home base
     assert not result.warnings
+
+
+def test_settings_of_the_other_mode_are_named_as_ignored(tmp_path: Path) -> None:
+    """territories and centres in an alignment, a disruption limit in a design: each did
+    nothing without a word."""
+    result = _segment_plan(tmp_path, {})
+    assert not result.warnings
+    sc = Scenario.model_validate({"balance": {"workload": {"tolerance": None}},
+                                  "territories": 5, "centres": ["A1"]})
+    data = read_alignment(tmp_path / "accounts.csv", tmp_path / "reps.csv", sc)
+    assert solve_alignment(data, sc).warnings == [
+        "territories and centres are design settings, ignored in an alignment: each rep "
+        "keeps one territory"]
+    design = Scenario.model_validate({"mode": "design", "territories": 2,
+                                      "balance": {"workload": {"tolerance": None}},
+                                      "disruption": {"max_share": 0.1}})
+    result = solve_design(read_design(tmp_path / "accounts.csv", design), design)
+    assert result.warnings == [
+        "the disruption limit is ignored in a design: territories are carved anew, with no "
+        "reps to move accounts between"]
