@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.errors import InputError, Issue
+from optimizer.io import check_finished_run
 
 # Plain-language names of the KPI keys of optimizer.kpi; unknown keys fall back to the key
 # with underscores as spaces, so new KPIs show up without touching this table.
@@ -111,6 +112,8 @@ def kpi_table(plans: Mapping[str, Mapping[str, Any]], *,
 
 def _read_run(folder: str | Path, tag: str) -> tuple[dict[str, Any], pd.DataFrame]:
     d = Path(folder)
+    if d.is_dir():
+        check_finished_run(d)  # a failed run: say so, not that its plan files are missing
     issues = []
     summary_path, assign_path = d / "summary.json", d / "assignments.csv"
     for p in (summary_path, assign_path):
@@ -127,8 +130,9 @@ def _read_run(folder: str | Path, tag: str) -> tuple[dict[str, Any], pd.DataFram
     kpis = summary.get("kpis") if isinstance(summary, dict) else None
     if not isinstance(kpis, dict) or "after" not in kpis:
         status = summary.get("status") if isinstance(summary, dict) else None
-        raise InputError([Issue(f"run {tag}", None, "kpis",
-                                f"{summary_path} holds no KPIs (run status: {status})")])
+        raise InputError([Issue(f"run {tag}", None, "kpis", (
+            f"{summary_path} holds no plan KPIs (run status: {status}): compare takes the "
+            "folders of align and design runs"))])
     missing = {"account_id", "rep_id"} - set(assign.columns)
     if missing:
         raise InputError([Issue(f"run {tag}", None, ", ".join(sorted(missing)),

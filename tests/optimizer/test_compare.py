@@ -60,9 +60,16 @@ def test_compare_rejects_failed_or_missing_runs(tmp_path: Path) -> None:
     failed = tmp_path / "failed"
     failed.mkdir()
     (failed / "summary.json").write_text(json.dumps({"status": "infeasible"}))
-    pd.DataFrame({"account_id": [], "rep_id": []}).to_csv(failed / "assignments.csv")
-    with pytest.raises(InputError, match=r"holds no KPIs \(run status: infeasible"):
+    # A failed run is named as one (it had been 'file not found: …/assignments.csv').
+    with pytest.raises(InputError, match="ended with status infeasible"):
         compare_runs(ok, failed)
+    levels = tmp_path / "regions"  # a regions run: a summary, no plan KPIs
+    levels.mkdir()
+    (levels / "summary.json").write_text(json.dumps({"status": "optimal"}))
+    pd.DataFrame({"account_id": [], "rep_id": []}).to_csv(levels / "assignments.csv")
+    with pytest.raises(InputError, match=r"holds no plan KPIs \(run status: optimal\): "
+                                         "compare takes the folders of align and design runs"):
+        compare_runs(ok, levels)
     with pytest.raises(InputError, match="file not found"):
         compare_runs(tmp_path / "nowhere", ok)
 
