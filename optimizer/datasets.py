@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +58,22 @@ def get_dataset_or_raise(name: str) -> Dataset:
 
 
 def export(name: str, target: str | Path) -> list[Path]:
-    """Copy a bundled data set's files (data, scenario, SOURCE.md) into `target`."""
+    """Copy a bundled data set's files (data, scenario, SOURCE.md) into `target`. A file of
+    the same name with other content there (the planner's own accounts.csv) is refused
+    before anything is copied; an earlier export of the same set is simply rewritten."""
     d = get_dataset_or_raise(name)
     out = Path(target)
     check_output_folder(out, "target")
+    files = [f for f in d.files() if f.suffix in (".csv", ".geojson", ".yaml", ".md", ".json")]
+    taken = [out / f.name for f in files
+             if (out / f.name).exists() and not filecmp.cmp(f, out / f.name, shallow=False)]
+    if taken:
+        raise InputError([Issue("command line", None, "target", (
+            f"{path} exists and is not {name}'s {path.name}: export into an empty folder, "
+            "or move it away first")) for path in taken])
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for f in d.files():
-        if f.suffix in (".csv", ".geojson", ".yaml", ".md", ".json"):
-            shutil.copy2(f, out / f.name)
-            written.append(out / f.name)
+    for f in files:
+        shutil.copy2(f, out / f.name)
+        written.append(out / f.name)
     return written

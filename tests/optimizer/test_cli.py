@@ -73,6 +73,14 @@ def test_datasets_list_and_export(tmp_path: Path) -> None:
     assert len(accounts) > 16_000 and accounts["account_id"].is_unique
     assert len(reps) == 100
     assert (tmp_path / "SOURCE.md").exists()
+    again = runner.invoke(app, ["datasets", "export", "us-accounts", str(tmp_path)])
+    assert again.exit_code == 0, again.output  # the same files: rewritten
+    # Another set's accounts.csv over them would replace the planner's file: refused whole.
+    other = runner.invoke(app, ["datasets", "export", "us-regional", str(tmp_path)])
+    said = " ".join(other.output.split())
+    assert other.exit_code == 2 and f"{tmp_path / 'accounts.csv'} exists and is not " \
+        "us-regional's accounts.csv" in said, said
+    assert len(pd.read_csv(tmp_path / "accounts.csv", dtype=str)) == len(accounts)
 
 
 def test_unknown_dataset_is_an_input_error() -> None:
