@@ -328,9 +328,20 @@ def _notes(curve: pd.DataFrame, recommended: int | None, lower: int, settings: S
         detail = (f"; at N = {last['territories']} the busiest territory is at "
                   f"{last['utilisation_max']:.1%}" if last["utilisation_max"] is not None
                   and not pd.isna(last["utilisation_max"]) else "")
+        if curve["territories"].max() < lower:
+            advice = f"the workload alone needs at least {lower} territories: try larger N"
+        elif (curve["status"] == "infeasible").all():
+            # Larger N only narrow the band further: more room lies the other way.
+            reasons = str(last["reason"]).split("; ")
+            first = reasons[0] + (f" and {len(reasons) - 1} more" if len(reasons) > 1 else "")
+            advice = ("no N swept has a design within the balance band (at N = "
+                      f"{last['territories']}: {first}); try fewer territories or a wider "
+                      "tolerance")
+        else:
+            advice = "widen the range"
         notes.append(f"no N from {curve['territories'].min()} to "
                      f"{curve['territories'].max()} fits within {target} of capacity{detail}; "
-                     "widen the range")
+                     + advice)
         return notes
     if recommended is None:
         return notes

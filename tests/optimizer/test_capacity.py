@@ -125,8 +125,10 @@ def test_no_fit_in_range_is_explained() -> None:
     short = sweep(data, settings(min_territories=2, max_territories=3))
     assert short.recommended is None and short.status == "infeasible"
     busiest = short.curve["utilisation_max"].iloc[-1]
+    # 1,200 h against 400 h a rep at 80 %: at least 4 territories, above the range swept.
     assert short.notes[0] == (f"no N from 2 to 3 fits within 80% of capacity; at N = 3 the "
-                              f"busiest territory is at {busiest:.1%}; widen the range")
+                              f"busiest territory is at {busiest:.1%}; the workload alone "
+                              "needs at least 4 territories: try larger N")
 
 
 def test_capacity_from_reps_and_bad_settings() -> None:

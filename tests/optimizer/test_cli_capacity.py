@@ -122,3 +122,27 @@ def test_a_sizing_that_fits_no_n_fails_the_combined_run(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["status"] == summary["sizing"]["status"] == "infeasible"
     assert summary["termination"] == "optimal"  # the hiring plan itself was solved
+
+
+def test_no_n_fits_points_the_way_to_room(tmp_path: Path) -> None:
+    """130 h of accounts, 50 h a rep at 90 %: at least 3 territories. An 80-h account cannot
+    fit the ±10 % band of 4 or 5 territories (at most 28.6 h at N = 5: 130 h / 5 × 1.1):
+    larger N only narrow it, so the note points to fewer territories or a wider band, not to
+    'widen the range'. Below the workload's own bound it points up."""
+    (tmp_path / "a.csv").write_text("account_id,lat,lon,workload\n" + "".join(
+        f"A{i},33.{i},-84.{i},{80 if i == 5 else 10}\n" for i in range(6)))
+
+    def note(low: int, high: int) -> str:
+        res = CliRunner().invoke(app, ["capacity", "--accounts", str(tmp_path / "a.csv"),
+                                       "--capacity-hours", "50", "--min-n", str(low),
+                                       "--max-n", str(high), "--time-limit", "5", "--out",
+                                       str(tmp_path / f"o{low}"), "--quiet"])
+        assert res.exit_code == EXIT_INFEASIBLE, res.output
+        notes = json.loads((tmp_path / f"o{low}" / "summary.json").read_text())["notes"]
+        return str(notes[0])
+
+    assert note(4, 5).endswith(
+        "no N swept has a design within the balance band (at N = 5: account A5 alone has 80 h "
+        "of workload, more than a territory may hold (28.6 h)); try fewer territories or a "
+        "wider tolerance")
+    assert note(1, 2).endswith("the workload alone needs at least 3 territories: try larger N")
