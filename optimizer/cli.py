@@ -65,7 +65,7 @@ from optimizer.outputs import MAP_FILES, OutputWarning, write_geo_outputs
 from optimizer.quota_deploy import QuotaSettings
 from optimizer.quota_deploy import deploy as deploy_quotas
 from optimizer.solve import Progress
-from optimizer.validate import validate_accounts, validate_reps
+from optimizer.validate import id_text, validate_accounts, validate_reps
 
 app = typer.Typer(help="Sales territory realignment and design with provable optimality gaps.",
                   no_args_is_help=True, add_completion=False,
@@ -605,6 +605,7 @@ def _located_plan(plan: Path, accounts: Path | None, reps: Path | None, dataset:
         if "territory_id" not in more.columns:
             raise InputError([Issue(extra.name, None, "territory_id",
                                     "required column is missing")])
+        _check_extra_ids(more, terr, extra.name)
         terr = terr.drop(columns=[c for c in more.columns if c != "territory_id"
                                   and c in terr.columns]).merge(more, on="territory_id",
                                                                 how="left")
@@ -649,6 +650,21 @@ def _located_plan(plan: Path, accounts: Path | None, reps: Path | None, dataset:
         adjacency = levels.territory_adjacency(acc, assign, located["territory_id"].tolist(),
                                                load_units(units))
     return levels.Plan(located, assign, adjacency), found_from
+
+
+def _check_extra_ids(more: pd.DataFrame, terr: pd.DataFrame, source: str) -> None:
+    """Rows of --territory-data for territories the plan lacks, and the plan's territories
+    it has no row for (their cells would be blamed on territories.csv as empty)."""
+    plan_ids = id_text(terr["territory_id"])
+    ids = id_text(more["territory_id"])
+    issues = [Issue(source, row, "territory_id", f"{v!r} is not a territory of the plan")
+              for row, v in enumerate(ids, start=1) if not pd.isna(v) and not plan_ids.eq(v).any()]
+    if lacking := [str(v) for v in plan_ids.dropna() if not ids.eq(v).any()]:
+        issues.append(Issue(source, None, "territory_id", (
+            f"no row for {len(lacking)} of the plan's territories: " + ", ".join(lacking[:10])
+            + (f" and {len(lacking) - 10} more" if len(lacking) > 10 else ""))))
+    if issues:
+        raise InputError(issues)
 
 
 def _print_levels(done: levels.LevelResult, tables: list[str], out: Path) -> None:

@@ -311,3 +311,23 @@ def test_cli_align_then_regions_and_overlay(tmp_path: Path) -> None:
     assert failed["status"] == "infeasible"
     assert failed["reasons"] == ["2 regions of at most 2 territories each hold at most 4 "
                                  "territories, but there are 6"]
+
+
+def test_territory_data_must_match_the_plan(tmp_path: Path) -> None:
+    """--territory-data rows are matched to the plan's territories: an unknown id was
+    ignored, and a territory without a row was blamed on territories.csv as 'empty'."""
+    plan = tmp_path / "run"
+    plan.mkdir()
+    (plan / "territories.csv").write_text("territory_id,lat,lon,workload\n"
+                                          "T1,33.7,-84.4,100\nT2,32.1,-81.1,100\n")
+    (tmp_path / "td.csv").write_text("territory_id,spec_load\nT1,10\nT9,5\n")
+    (tmp_path / "ov.csv").write_text("rep_id,lat,lon,role\nS1,33.7,-84.4,specialist\n")
+    res = runner.invoke(app, ["overlay", "--plan", str(plan), "--overlay-reps",
+                              str(tmp_path / "ov.csv"), "--measure", "spec_load",
+                              "--territory-data", str(tmp_path / "td.csv"), "--out",
+                              str(tmp_path / "o")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2, said
+    assert "td.csv row 2, column territory_id: 'T9' is not a territory of the plan" in said
+    assert "td.csv column territory_id: no row for 1 of the plan's territories: T2" in said
+    assert "territories.csv" not in said
