@@ -45,6 +45,7 @@ import pyomo.environ as pyo
 from optimizer.blocks import linear
 from optimizer.errors import InfeasibleScenarioError, InputError, Issue, SolverError, cell
 from optimizer.solve import HighsOptions, Termination, run_highs
+from optimizer.validate import id_text
 
 MONTHS = 12
 # Relative tolerance of float noise before rounding: 0.1 + 0.2 must floor as 0.3.
@@ -255,18 +256,19 @@ def bottom_up(submissions: pd.DataFrame, goal: float | None = None, *, close_gap
         quota = round_exact(submitted * goal / submitted.sum(), unit)
     else:
         quota = submitted.copy()
-    base = pd.DataFrame({"level": "territory", "id": df["id"].astype(str),
-                         "manager": df["manager"].astype(str) if "manager" in df else None,
-                         "region": df["region"].astype(str) if "region" in df else None,
-                         "submitted": submitted, "share": share, "quota": quota})
-    parent_level = "manager" if "manager" in df else "region" if "region" in df else "company"
-    base["parent"] = base[parent_level] if parent_level != "company" else "company"
+    none = pd.Series(pd.NA, index=df.index, dtype="string")
+    manager = id_text(df["manager"]) if "manager" in df else none
+    region = id_text(df["region"]) if "region" in df else none
+    base = pd.DataFrame({"level": "territory", "id": df["id"].astype(str), "manager": manager,
+                         "region": region, "submitted": submitted, "share": share,
+                         "quota": quota})
+    # Each row's nearest level above: a territory without a manager rolls up to its region.
+    base["parent"] = manager.fillna(region).fillna("company")
     frames = [base]
     if "manager" in df:
-        up = "region" if "region" in df else None
-        grouped = base.groupby("manager", sort=False)
+        grouped = base.groupby("manager", sort=False)  # territories without one: none
         managers = grouped[["submitted", "share", "quota"]].sum().reset_index()
-        managers["parent"] = grouped["region"].first().to_numpy() if up else "company"
+        managers["parent"] = grouped["region"].first().fillna("company").to_numpy()
         frames.append(managers.rename(columns={"manager": "id"}).assign(level="manager"))
     if "region" in df:
         regions = base.groupby("region", sort=False)[["submitted", "share", "quota"]].sum()

@@ -253,3 +253,13 @@ def test_fair_quotas_stay_optimal_for_amounts_in_the_millions() -> None:
     deviation = (out["quota_unrounded"] - out["history_quota"]).abs().sum()
     assert deviation == pytest.approx(optimum, rel=1e-6)
     assert out["quota"].sum() == goal
+
+
+def test_a_territory_without_a_manager_rolls_up_to_its_region() -> None:
+    subs = pd.DataFrame({"id": ["T1", "T2", "T3", "T4"], "submitted": [100.0, 200, 300, 400],
+                         "manager": ["M1", "M1", "M2", None],
+                         "region": ["East", "East", "West", "West"]})
+    out = bottom_up(subs, 1500).set_index(["level", "id"])["parent"]
+    assert out[("territory", "T4")] == "West"  # it was blank
+    assert out[("territory", "T1")] == "M1" and out[("manager", "M2")] == "West"
+    assert ("manager", "nan") not in out.index and ("manager", "None") not in out.index
