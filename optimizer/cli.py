@@ -25,6 +25,7 @@ from optimizer import levels
 from optimizer.alignment import AlignmentResult
 from optimizer.alignment import solve as solve_alignment
 from optimizer.capacity import (
+    SizingSettings,
     capacity_from_reps,
     hiring_input,
     sizing_settings,
@@ -224,6 +225,28 @@ def _overridden(sc: Scenario, time_limit: float | None, **update: Any) -> Scenar
     if time_limit is not None:
         values["solver"] = {**values["solver"], "time_limit": time_limit}
     return model_from_mapping(Scenario, {**values, **update}, "command line")
+
+
+# The capacity command's options for the sizing settings they set (messages name the option
+# the planner typed, not the setting behind it).
+SIZING_OPTIONS = {"capacity_hours": "--capacity-hours", "travel_speed": "--travel-speed",
+                  "visits_per_trip": "--visits-per-trip",
+                  "target_utilisation": "--target-utilisation", "min_territories": "--min-n",
+                  "max_territories": "--max-n", "step": "--step", "time_limit": "--time-limit"}
+
+
+def _sizing_settings(body: dict[str, Any], source: str, from_options: set[str]
+                     ) -> SizingSettings:
+    try:
+        return sizing_settings(body, source)
+    except InputError as exc:
+        raise InputError([
+            Issue("command line", None, SIZING_OPTIONS[i.field], i.message)
+            if i.field in from_options else
+            Issue(i.source, i.row, i.field, i.message + (
+                f" (or give {SIZING_OPTIONS[i.field]})" if i.field in SIZING_OPTIONS
+                and i.message == "Field required" else ""))
+            for i in exc.issues]) from exc
 
 
 def _number_list(text: str | None, option: str) -> list[float]:
@@ -437,7 +460,8 @@ def capacity(
     Sizing designs territories for each N and costs them in hours (workload and travel);
     the hiring plan gives headcount, ramp, cost and revenue per month."""
     inputs = (plan, reps, accounts, scenario)
-    with _exit_codes(out, "the hiring goal cannot be met", CAPACITY_FILES, inputs):
+    with _exit_codes(out, "the hiring plan cannot meet its goal or budget", CAPACITY_FILES,
+                     inputs):
         parts = split_plan(read_mapping(plan) if plan else {}, plan.name if plan else "plan")
         flags = {"capacity_hours": capacity_hours, "travel_speed": travel_speed,
                  "visits_per_trip": visits_per_trip, "target_utilisation": target_utilisation,
@@ -465,7 +489,8 @@ def capacity(
             date.today().replace(day=1)
         sized = hired = None
         if wants_sizing:
-            settings = sizing_settings(sizing_body, plan.name if plan else "command line")
+            settings = _sizing_settings(sizing_body, plan.name if plan else "command line",
+                                        {k for k, v in flags.items() if v is not None})
             rep_capacity = capacity_from_reps(roster, reps.name) \
                 if roster is not None and reps is not None else None
             if settings.capacity_hours is None and rep_capacity is None:

@@ -64,6 +64,8 @@ def test_unreachable_goal_is_explained(tmp_path: Path) -> None:
     reasons = json.loads((out / "summary.json").read_text())["reasons"]
     assert any("Q4 revenue can reach at most" in r and "binds" in r for r in reasons), reasons
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    message = json.loads((out / "summary.json").read_text())["message"]
+    assert message == "the hiring plan cannot meet its goal or budget"
 
 
 def test_bad_plan_is_an_input_error(tmp_path: Path) -> None:
@@ -146,3 +148,17 @@ def test_no_n_fits_points_the_way_to_room(tmp_path: Path) -> None:
         "of workload, more than a territory may hold (28.6 h)); try fewer territories or a "
         "wider tolerance")
     assert note(1, 2).endswith("the workload alone needs at least 3 territories: try larger N")
+
+
+def test_sizing_messages_name_the_options_typed(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("account_id,lat,lon,workload\nA1,33.7,-84.4,10\n")
+    base = ["capacity", "--accounts", str(tmp_path / "a.csv"), "--capacity-hours", "100",
+            "--out", str(tmp_path / "o")]
+    res = CliRunner().invoke(app, [*base, "--min-n", "0", "--max-n", "3"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == EXIT_INPUT
+    assert "command line column --min-n: Input should be greater than or equal to 1" in said
+    res = CliRunner().invoke(app, base)
+    said = " ".join(res.output.split())
+    assert "command line column min_territories: Field required (or give --min-n)" in said
+    assert "command line column max_territories: Field required (or give --max-n)" in said
