@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from optimizer.cli import EXIT_INFEASIBLE, app
-from tests.conftest import make_instance
+from tests.conftest import Instance, make_instance
 
 runner = CliRunner()
 
@@ -19,16 +19,21 @@ def _names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def _aligned(tmp_path: Path, inst: Instance, out: Path) -> None:
+    """The instance as a.csv and r.csv in `tmp_path`, aligned into `out`."""
+    inst.accounts.to_csv(tmp_path / "a.csv", index=False)
+    inst.reps.to_csv(tmp_path / "r.csv", index=False)
+    res = runner.invoke(app, ["align", "--accounts", str(tmp_path / "a.csv"), "--reps",
+                              str(tmp_path / "r.csv"), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+
+
 def test_a_run_without_maps_leaves_no_earlier_map(tmp_path: Path) -> None:
     """The second run has distances and no coordinates, so it draws no map: the first run's
     maps (of another plan) must not stay beside its tables."""
     inst = make_instance(6, 2, 7)
-    inst.accounts.to_csv(tmp_path / "a.csv", index=False)
-    inst.reps.to_csv(tmp_path / "r.csv", index=False)
     out = tmp_path / "o"
-    first = runner.invoke(app, ["align", "--accounts", str(tmp_path / "a.csv"), "--reps",
-                                str(tmp_path / "r.csv"), "--out", str(out), "--quiet"])
-    assert first.exit_code == 0, first.output
+    _aligned(tmp_path, inst, out)
     assert {"map.png", "map.html", "territories.geojson"} <= set(_names(out))
 
     inst.accounts.drop(columns=["lat", "lon"]).to_csv(tmp_path / "a.csv", index=False)
@@ -65,13 +70,8 @@ def test_a_quota_run_replaces_the_tables_of_another_method(tmp_path: Path) -> No
 def test_a_failed_run_spares_the_files_it_reads(tmp_path: Path) -> None:
     """Regions written into the plan's own folder, then a regions run that cannot hold (more
     regions than territories): the earlier regions table goes, the plan it read stays."""
-    inst = make_instance(12, 4, 8)
-    inst.accounts.to_csv(tmp_path / "a.csv", index=False)
-    inst.reps.to_csv(tmp_path / "r.csv", index=False)
     run = tmp_path / "run"
-    align = runner.invoke(app, ["align", "--accounts", str(tmp_path / "a.csv"), "--reps",
-                                str(tmp_path / "r.csv"), "--out", str(run), "--quiet"])
-    assert align.exit_code == 0, align.output
+    _aligned(tmp_path, make_instance(12, 4, 8), run)
     regions = ["regions", "--plan", str(run), "--accounts", str(tmp_path / "a.csv"),
                "--out", str(run), "--regions"]
     ok = runner.invoke(app, [*regions, "2"])
