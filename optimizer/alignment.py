@@ -77,6 +77,12 @@ from optimizer.solve import (
 )
 
 ELASTIC_PENALTY = 1e4  # per fair share of violation, times the plan's cost (n_units)
+
+
+def elastic_price(p: Problem) -> float:
+    """The LP's price of a band violation, per fair share: far above any plan's cost (about
+    n_units in solver units, whatever the weights: see Scaled)."""
+    return ELASTIC_PENALTY * max(p.n_units, 1)
 MAX_PRICING_ROUNDS = 60
 # With contiguity on large inputs (the repair method), the share of the time limit kept for
 # repairing the plan's cut-off pieces and polishing the repaired plan.
@@ -724,7 +730,7 @@ def solve(data: AlignmentData, scenario: Scenario, *, on_progress: ProgressCallb
     duals, lagrange_bound = lagrangian_warm_start(s)
     mask = _initial_pairs(p, s, duals)
     initial_pairs = int(mask.sum())
-    elastic = ELASTIC_PENALTY * max(p.n_units, 1)  # a plan costs about n_units (Scaled)
+    elastic = elastic_price(p)
     z_lp, red, lp, mask, rounds = _solve_lp(p, s, mask, clock, settings.threads, should_stop,
                                             elastic)
     if _max_art(lp) > 1e-6:

@@ -466,16 +466,17 @@ def sizing_settings(mapping: dict[str, Any], source: str = "sizing") -> SizingSe
 def hiring_input(body: dict[str, Any], roster: pd.DataFrame | None, first: date,
                  source: str = "plan", roster_source: str = "reps") -> HiringPlanInput:
     """The hiring plan, with each role's starting roster from validated reps (role,
-    start_date) when given. A rep whose role the plan does not have, and a plan role that
-    gives its own `initial` roster beside the reps, are bad input: either would change the
-    plan without a word (the rep counted nowhere, the plan's roster replaced)."""
+    start_date) when given; a role no rep holds keeps the plan's own `initial` roster. A rep
+    whose role the plan does not have, and a role whose starting roster both the plan and
+    the reps give, are bad input: either would change the plan without a word (the rep
+    counted nowhere, one of the two rosters dropped)."""
     if roster is not None:
         roles = [role for role in body.get("roles", []) if isinstance(role, dict)]
         _check_roster_roles(roster, roles, source, roster_source)
         heads = roster_from_reps(roster, first)
-        body = {**body, "roles": [{**role, "initial": heads.get(str(role.get("name")), [])}
-                                  if isinstance(role, dict) else role
-                                  for role in body.get("roles", [])]}
+        body = {**body, "roles": [
+            {**role, "initial": heads.get(str(role.get("name")), role.get("initial", []))}
+            if isinstance(role, dict) else role for role in body.get("roles", [])]}
     return model_from_mapping(HiringPlanInput, body, source)
 
 
@@ -483,11 +484,12 @@ def _check_roster_roles(roster: pd.DataFrame, roles: list[dict[str, Any]], sourc
                         roster_source: str) -> None:
     names = [str(role.get("name")) for role in roles]
     known = ", ".join(map(repr, names)) or "none"
+    rep_roles = roster["role"] if "role" in roster else pd.Series(pd.NA, index=roster.index)
+    held = {DEFAULT_ROLE if pd.isna(r) else str(r) for r in rep_roles}
     issues = [Issue(source, None, f"roles.{i}.initial", (
         f"role {names[i]!r} gives its starting roster here and the reps ({roster_source}) "
         "give it too; give it in one place")) for i, role in enumerate(roles)
-        if role.get("initial")]
-    rep_roles = roster["role"] if "role" in roster else pd.Series(pd.NA, index=roster.index)
+        if role.get("initial") and names[i] in held]
     for row, role in enumerate(rep_roles, start=1):
         name = DEFAULT_ROLE if pd.isna(role) else str(role)
         if name in names:

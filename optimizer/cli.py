@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -66,7 +67,7 @@ from optimizer.outputs import MAP_FILES, OutputWarning, write_geo_outputs
 from optimizer.quota_deploy import QuotaSettings
 from optimizer.quota_deploy import deploy as deploy_quotas
 from optimizer.solve import Progress
-from optimizer.validate import id_text, validate_accounts, validate_reps
+from optimizer.validate import TableChecker, id_text, validate_accounts, validate_reps
 
 app = typer.Typer(help="Sales territory realignment and design with provable optimality gaps.",
                   no_args_is_help=True, add_completion=False,
@@ -205,10 +206,11 @@ OVERLAY_FILES = ("overlay.csv", "overlay_reps.csv", "territories.csv")
 def _clear(out: Path, files: Sequence[str], inputs: Sequence[Path | None]) -> None:
     """Remove an earlier run's `files` from `out`, sparing those this run reads (quota
     --method derived --assignments q/quotas.csv --out q)."""
-    spared = {path.resolve() for path in inputs if path is not None}
+    read = [path for path in inputs if path is not None and path.exists()]
     for name in files:
-        if (out / name).resolve() not in spared:
-            (out / name).unlink(missing_ok=True)
+        target = out / name
+        if target.exists() and not any(os.path.samefile(path, target) for path in read):
+            target.unlink()
 
 
 def _fail(out: Path, status: str, message: str, reasons: list[str] | None = None) -> None:
@@ -595,8 +597,10 @@ def quota(
     if method == "bottom-up" and submissions is None:  # the plan's own table holds them
         paths |= {"territories": None, "submissions": plan_table}
     inputs = tuple(paths.values())
-    with _exit_codes(out, "the quotas cannot meet the goal within the band", QUOTA_FILES,
-                     inputs):
+    infeasible = {"fair": "the quotas cannot meet the goal within the band",
+                  "top-down": "the ramp shortfall cannot be spread"}.get(
+        method, "the quotas cannot be deployed as asked")
+    with _exit_codes(out, infeasible, QUOTA_FILES, inputs):
         settings = model_from_mapping(QuotaSettings, {
             "method": method, "goal": goal, "potential_weight": potential_weight,
             "over_assignment": over_assignment, "unit": unit, "band": band,
@@ -630,6 +634,7 @@ def _located_plan(plan: Path, accounts: Path | None, reps: Path | None, dataset:
         if "territory_id" not in more.columns:
             raise InputError([Issue(extra.name, None, "territory_id",
                                     "required column is missing")])
+        more["territory_id"] = id_text(more["territory_id"])  # matched as the check reads them
         _check_extra_ids(more, terr, extra.name)
         terr = terr.drop(columns=[c for c in more.columns if c != "territory_id"
                                   and c in terr.columns]).merge(more, on="territory_id",
@@ -682,8 +687,11 @@ def _check_extra_ids(more: pd.DataFrame, terr: pd.DataFrame, source: str) -> Non
     it has no row for (their cells would be blamed on territories.csv as empty)."""
     plan_ids = id_text(terr["territory_id"])
     ids = id_text(more["territory_id"])
-    issues = [Issue(source, row, "territory_id", f"{v!r} is not a territory of the plan")
-              for row, v in enumerate(ids, start=1) if not pd.isna(v) and not plan_ids.eq(v).any()]
+    check = TableChecker(source)
+    check.unique_ids(ids, "territory_id")  # a second row would double its territory
+    issues = check.issues + [
+        Issue(source, row, "territory_id", f"{v!r} is not a territory of the plan")
+        for row, v in enumerate(ids, start=1) if not pd.isna(v) and not plan_ids.eq(v).any()]
     if lacking := [str(v) for v in plan_ids.dropna() if not ids.eq(v).any()]:
         issues.append(Issue(source, None, "territory_id", (
             f"no row for {len(lacking)} of the plan's territories: " + ", ".join(lacking[:10])

@@ -13,7 +13,9 @@ def cell(value: Any) -> str:
         shown = repr(str(value))
     else:
         item = getattr(value, "item", None)  # numpy scalars: the Python value
-        shown = repr(item() if callable(item) else value)
+        if callable(item) and getattr(value, "ndim", 0) == 0:  # not a list cell
+            value = item()
+        shown = repr(value)
     return shown if len(shown) <= 60 else shown[:57] + "…"  # 1 and 400 zeros
 
 

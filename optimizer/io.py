@@ -130,6 +130,8 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InputError([Issue(p.name, None, None, f"not valid YAML/JSON: {exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError([Issue(p.name, None, None, f"not UTF-8 text: {exc}")]) from exc
     except ValueError as exc:  # a value YAML types but cannot build: start: 2027-13-01
         raise InputError([Issue(p.name, None, None, f"a value YAML reads as a date or "
                                                     f"number is not one: {exc}")]) from exc

@@ -323,15 +323,22 @@ def territory_adjacency(accounts: pd.DataFrame, assignments: pd.DataFrame,
     per_unit = units["unit_id"].astype(str).map(ua.territory)
     labels = pd.Index([str(t) for t in territory_ids]).get_indexer(
         per_unit.astype(object).where(per_unit.notna(), "\0"))
-    unplaced = [str(t) for i, t in enumerate(territory_ids) if not (labels == i).any()]
+    # Territories none of whose accounts lies in a unit of the file (the accounts of another
+    # data set) could be placed nowhere: every group joining them would be in pieces. (One
+    # that holds only minorities of its units is placed by them, as before.)
+    known = set(units["unit_id"].astype(str))
+    unit_of = accounts.set_index(accounts["account_id"].astype(str))["unit_id"]
+    in_file = assignments["account_id"].astype(str).map(unit_of).astype("string").isin(known)
+    placed = set(assignments.loc[in_file.to_numpy(bool), "territory_id"].astype(str))
+    held = set(assignments["territory_id"].astype(str))
+    unplaced = [str(t) for t in territory_ids if str(t) in held and str(t) not in placed]
     if unplaced:
-        # Each would be an island: contiguity could hold for none of the groups it joins.
         shown = ", ".join(unplaced[:10]) + (f" and {len(unplaced) - 10} more"
                                             if len(unplaced) > 10 else "")
         raise InputError([Issue("units", None, "unit_id", (
-            f"{len(unplaced)} of the plan's {len(territory_ids)} territories hold no unit of "
-            f"the units file (their accounts have no unit_id, or ones the file lacks): "
-            f"{shown}"))])
+            f"none of the accounts of {len(unplaced)} of the plan's {len(territory_ids)} "
+            f"territories has a unit_id of the units file (it lacks them, or they are "
+            f"empty): {shown}"))])
     return _group_adjacency(adjacency(units), labels, len(territory_ids))
 
 

@@ -24,8 +24,8 @@ UNITS = {Metric.workload: "h", Metric.potential: "", Metric.accounts: " accounts
 
 def fmt(metric: Metric, value: float) -> str:
     """A metric amount as a planner reads it: '2,310 h', '25.8 h', '1,200,000', '37
-    accounts'. A small amount keeps its tenth, so a limit of 25.8 h never reads as the
-    26 h of the account it turns away."""
+    accounts'. An amount under 1,000 keeps its tenth unless it is within 0.05 of a whole
+    number, so a limit of 25.8 h does not read as the 26 h of the account it turns away."""
     if metric is Metric.accounts:
         return f"{value:,.0f} account{'' if round(value) == 1 else 's'}"
     digits = 1 if abs(value) < 1000 and abs(value - round(value)) >= 0.05 else 0
@@ -229,7 +229,8 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
     if len(free := stuck[locked[stuck] < 0]):
         # One line for them all: a real file can have thousands.
         shown = ", ".join(str(label[u]) for u in free[:STUCK_SHOWN])
-        more = f" and {len(free) - STUCK_SHOWN:,} more" if len(free) > STUCK_SHOWN else ""
+        more = f" and {len(free) - STUCK_SHOWN:,} more accounts or hierarchies" \
+            if len(free) > STUCK_SHOWN else ""
         n_accounts = sum(len(members[u]) for u in free)
         reasons.append(f"{fmt(Metric.accounts, n_accounts)} cannot be assigned, because no rep is "
                        "eligible for them (segment eligibility, hierarchy or missing "

@@ -113,7 +113,7 @@ def _lp_to_round(data: AlignmentData, sc: Scenario) -> tuple[Any, Any, np.ndarra
     mask = alignment._initial_pairs(p, s, duals)
     z_lp, _red, lp, mask, _rounds = alignment._solve_lp(
         p, s, mask, alignment._Clock(60, None), None, None,
-        alignment.ELASTIC_PENALTY * s.obj_scale)
+        alignment.elastic_price(p))
     return p, s, mask, z_lp, lp
 
 

@@ -96,12 +96,12 @@ def test_reduced_costs_match_highs(regional: tuple) -> None:
 def test_lp_bound_with_pricing_equals_full_lp(regional: tuple) -> None:
     """Column generation ends at the LP optimum over *all* pairs."""
     from optimizer.alignment import (
-        ELASTIC_PENALTY,
         Pairs,
         Scaled,
         _Clock,
         _solve_lp,
         build,
+        elastic_price,
     )
     from optimizer.problem import prepare
     from optimizer.solve import HighsOptions, run_highs
@@ -112,7 +112,7 @@ def test_lp_bound_with_pricing_equals_full_lp(regional: tuple) -> None:
     start = np.zeros_like(p.allowed)
     start[np.arange(p.n_units), np.argmin(np.where(p.allowed, s.cost, np.inf), axis=1)] = True
     z, _red, _lp, mask, rounds = _solve_lp(p, s, start, _Clock(60, None), None, None,
-                                           ELASTIC_PENALTY * s.obj_scale)
+                                           elastic_price(p))
     full = run_highs(build(s, Pairs.from_mask(p.allowed), relaxed=True), HighsOptions())
     assert rounds > 1 and mask.sum() < p.allowed.sum()
     assert np.isclose(z, full.objective, rtol=1e-7)

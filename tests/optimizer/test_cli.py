@@ -254,3 +254,7 @@ def test_a_date_yaml_cannot_build_is_an_input_error(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "plan.yaml: a value YAML reads as a date or number is not one: month must be in " \
         "1..12" in " ".join(res.output.split())
+    (tmp_path / "plan.yaml").write_bytes(b"months: 3\nname: caf\xe9\n")  # Latin-1, not UTF-8
+    res = runner.invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"), "--out",
+                              str(tmp_path / "o")])
+    assert res.exit_code == 2 and "plan.yaml: not UTF-8 text" in " ".join(res.output.split())

@@ -91,7 +91,7 @@ def test_a_roster_the_plan_cannot_count_is_refused(tmp_path: Path) -> None:
         "cost_per_month: 14000", "cost_per_month: 14000\n    initial: [24]"))
     (tmp_path / "reps.csv").write_text("rep_id,capacity,role,start_date\n"
                                        "R1,1600,AE,2020-01-01\nR2,1600,,2020-01-01\n"
-                                       "R3,1600,sdr,2020-01-01\n")
+                                       "R3,1600,sdr,2020-01-01\nM1,1600,manager,2019-01-01\n")
     res = CliRunner().invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"), "--reps",
                                    str(tmp_path / "reps.csv"), "--start", "2027-01-01",
                                    "--out", str(tmp_path / "out")])
@@ -162,3 +162,19 @@ def test_sizing_messages_name_the_options_typed(tmp_path: Path) -> None:
     said = " ".join(res.output.split())
     assert "command line column min_territories: Field required (or give --min-n)" in said
     assert "command line column max_territories: Field required (or give --max-n)" in said
+
+
+def test_a_role_no_rep_holds_keeps_the_plans_own_roster(tmp_path: Path) -> None:
+    """The reps are all AEs; the plan's manager role gives its own starting roster (one
+    manager, 24 months in): it is kept, so no manager is hired in month 1 (with the roster
+    dropped, the 1-per-8 ratio hired one)."""
+    (tmp_path / "plan.yaml").write_text(PLAN.format(q4=220_000).replace(
+        "cost_per_month: 14000", "cost_per_month: 14000\n    initial: [24]"))
+    (tmp_path / "reps.csv").write_text(ROSTER.replace("M1,1600,manager,2019-01-01\n", ""))
+    res = CliRunner().invoke(app, ["capacity", "--plan", str(tmp_path / "plan.yaml"), "--reps",
+                                   str(tmp_path / "reps.csv"), "--start", "2027-01-01",
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    plan = pd.read_csv(tmp_path / "out" / "hiring_plan.csv")
+    month1 = plan[(plan["month"] == 1) & (plan["role"] == "manager")].iloc[0]
+    assert month1["headcount"] == 1 and month1["hires"] == 0

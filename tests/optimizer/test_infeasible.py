@@ -77,7 +77,7 @@ def test_accounts_no_rep_may_take_are_named_in_one_reason() -> None:
         "30 accounts cannot be assigned, because no rep is eligible for them (segment "
         "eligibility, hierarchy or missing distances): hierarchy of A0 (2 accounts), "
         + ", ".join(f"hierarchy of A{i} (2 accounts)" for i in range(2, 20, 2))
-        + " and 5 more"]
+        + " and 5 more accounts or hierarchies"]
 
 
 def test_band_unreachable_after_solving_lp() -> None:

@@ -162,8 +162,17 @@ def test_territory_adjacency_from_units() -> None:
     with pytest.raises(InputError) as exc:
         levels.territory_adjacency(elsewhere, assignments, ["T1", "T2", "T3"], units)
     assert [str(i) for i in exc.value.issues] == [
-        "units column unit_id: 2 of the plan's 3 territories hold no unit of the units file "
-        "(their accounts have no unit_id, or ones the file lacks): T2, T3"]
+        "units column unit_id: none of the accounts of 2 of the plan's 3 territories has a "
+        "unit_id of the units file (it lacks them, or they are empty): T2, T3"]
+    # A territory that is the minority in every unit it touches (T3's 1 h in u1, against
+    # T1's 10 h) is no such case: it is placed by its units, as on maps (no adjacency of its
+    # own), and accepted.
+    shared = pd.DataFrame({"account_id": ["a", "b", "c", "d"], "unit_id": ["u1", "u1", "u2", "u1"],
+                           "workload": [10.0, 10.0, 10.0, 1.0]})
+    plan = pd.DataFrame({"account_id": ["a", "b", "c", "d"],
+                         "territory_id": ["T1", "T1", "T2", "T3"]})
+    m = levels.territory_adjacency(shared, plan, ["T1", "T2", "T3"], units)
+    assert m.toarray().tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 0]]
 
 
 def test_locations_are_workload_weighted_centroids_or_home_bases() -> None:
@@ -320,7 +329,7 @@ def test_territory_data_must_match_the_plan(tmp_path: Path) -> None:
     plan.mkdir()
     (plan / "territories.csv").write_text("territory_id,lat,lon,workload\n"
                                           "T1,33.7,-84.4,100\nT2,32.1,-81.1,100\n")
-    (tmp_path / "td.csv").write_text("territory_id,spec_load\nT1,10\nT9,5\n")
+    (tmp_path / "td.csv").write_text("territory_id,spec_load\nT1,10\nT9,5\nT1 ,3\n")
     (tmp_path / "ov.csv").write_text("rep_id,lat,lon,role\nS1,33.7,-84.4,specialist\n")
     res = runner.invoke(app, ["overlay", "--plan", str(plan), "--overlay-reps",
                               str(tmp_path / "ov.csv"), "--measure", "spec_load",
@@ -330,4 +339,6 @@ def test_territory_data_must_match_the_plan(tmp_path: Path) -> None:
     assert res.exit_code == 2, said
     assert "td.csv row 2, column territory_id: 'T9' is not a territory of the plan" in said
     assert "td.csv column territory_id: no row for 1 of the plan's territories: T2" in said
+    assert "td.csv row 3, column territory_id: duplicate territory_id 'T1' (first on row 1)" \
+        in said  # 'T1 ' is T1: it would have doubled the territory in the merge
     assert "territories.csv" not in said
