@@ -46,6 +46,7 @@ from optimizer.errors import (
     OptimizerError,
     SolveCancelledError,
     SolverError,
+    listed,
 )
 from optimizer.geo import load_units, local_crs
 from optimizer.hiring import solve as solve_hiring
@@ -685,19 +686,17 @@ def _located_plan(plan: Path, accounts: Path | None, reps: Path | None, dataset:
 def _check_extra_ids(more: pd.DataFrame, terr: pd.DataFrame, source: str) -> None:
     """Rows of --territory-data for territories the plan lacks, and the plan's territories
     it has no row for (their cells would be blamed on territories.csv as empty)."""
-    plan_ids = id_text(terr["territory_id"])
+    plan_ids = id_text(terr["territory_id"]).dropna()
     ids = id_text(more["territory_id"])
     check = TableChecker(source)
     check.unique_ids(ids, "territory_id")  # a second row would double its territory
-    issues = check.issues + [
-        Issue(source, row, "territory_id", f"{v!r} is not a territory of the plan")
-        for row, v in enumerate(ids, start=1) if not pd.isna(v) and not plan_ids.eq(v).any()]
-    if lacking := [str(v) for v in plan_ids.dropna() if not ids.eq(v).any()]:
-        issues.append(Issue(source, None, "territory_id", (
-            f"no row for {len(lacking)} of the plan's territories: " + ", ".join(lacking[:10])
-            + (f" and {len(lacking) - 10} more" if len(lacking) > 10 else ""))))
-    if issues:
-        raise InputError(issues)
+    check.rows(ids.notna() & ~ids.isin(plan_ids), "territory_id",
+               "not a territory of the plan", ids)
+    if lacking := plan_ids[~plan_ids.isin(ids)].tolist():
+        check.add(None, "territory_id",
+                  f"no row for {len(lacking)} of the plan's territories: {listed(lacking)}")
+    if check.issues:
+        raise InputError(check.issues)
 
 
 def _print_levels(done: levels.LevelResult, tables: list[str], out: Path) -> None:

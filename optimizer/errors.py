@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+
+def listed(items: Sequence[object], limit: int = 10, what: str = "") -> str:
+    """'a, b, c and 5 more': the first `limit` of `items` for a message (a file can hold
+    thousands); `what` names the rest ('and 5 more hierarchies')."""
+    shown = ", ".join(map(str, items[:limit]))
+    rest = len(items) - limit
+    return shown + (f" and {rest:,} more{' ' + what if what else ''}" if rest > 0 else "")
 
 
 def cell(value: Any) -> str:

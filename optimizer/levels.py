@@ -56,7 +56,7 @@ from optimizer.domain import (
     Scenario,
     SolverSettings,
 )
-from optimizer.errors import InfeasibleScenarioError, InputError, Issue
+from optimizer.errors import InfeasibleScenarioError, InputError, Issue, listed
 from optimizer.geo import adjacency, assign_units, territory_components
 from optimizer.kpi import balance_stats, fair_shares
 from optimizer.result import RunReport
@@ -333,12 +333,10 @@ def territory_adjacency(accounts: pd.DataFrame, assignments: pd.DataFrame,
     held = set(assignments["territory_id"].astype(str))
     unplaced = [str(t) for t in territory_ids if str(t) in held and str(t) not in placed]
     if unplaced:
-        shown = ", ".join(unplaced[:10]) + (f" and {len(unplaced) - 10} more"
-                                            if len(unplaced) > 10 else "")
         raise InputError([Issue("units", None, "unit_id", (
             f"none of the accounts of {len(unplaced)} of the plan's {len(territory_ids)} "
             f"territories has a unit_id of the units file (it lacks them, or they are "
-            f"empty): {shown}"))])
+            f"empty): {listed(unplaced)}"))])
     return _group_adjacency(adjacency(units), labels, len(territory_ids))
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from optimizer.distance import distance_matrix
 from optimizer.domain import AlignmentData, Metric, Scenario
-from optimizer.errors import InfeasibleScenarioError, InputError, Issue
+from optimizer.errors import InfeasibleScenarioError, InputError, Issue, listed
 from optimizer.kpi import Book, book_from_frames
 
 METRICS: tuple[Metric, ...] = (Metric.workload, Metric.potential, Metric.accounts)
@@ -172,11 +172,10 @@ def eligibility_issues(accounts: pd.DataFrame, reps: pd.DataFrame,
 def unused_eligibility(accounts: pd.DataFrame, eligibility: dict[str, list[str]]) -> list[str]:
     """Warnings for eligibility keys that name a segment no account has: the rule does
     nothing, and a typo ("Enterprise" for "enterprise") is the likely cause."""
-    present = accounts["segment"].dropna().astype(str).unique()
-    shown = ", ".join(map(repr, sorted(present)[:STUCK_SHOWN]))
-    more = f" and {len(present) - STUCK_SHOWN:,} more" if len(present) > STUCK_SHOWN else ""
+    present = sorted(accounts["segment"].dropna().astype(str).unique())
+    shown = listed([repr(s) for s in present], STUCK_SHOWN) or "none given"
     return [f"eligibility for segment {segment!r} has no effect: no account has that segment "
-            f"(the accounts' segments: {shown + more if shown else 'none given'})"
+            f"(the accounts' segments: {shown})"
             for segment in eligibility if segment not in present]
 
 
@@ -228,13 +227,11 @@ def prepare(data: AlignmentData, scenario: Scenario) -> Problem:
                        f"{rep_ids[locked[u]]}, whose distance is unknown")
     if len(free := stuck[locked[stuck] < 0]):
         # One line for them all: a real file can have thousands.
-        shown = ", ".join(str(label[u]) for u in free[:STUCK_SHOWN])
-        more = f" and {len(free) - STUCK_SHOWN:,} more accounts or hierarchies" \
-            if len(free) > STUCK_SHOWN else ""
+        shown = listed([label[u] for u in free], STUCK_SHOWN, "accounts or hierarchies")
         n_accounts = sum(len(members[u]) for u in free)
         reasons.append(f"{fmt(Metric.accounts, n_accounts)} cannot be assigned, because no rep is "
                        "eligible for them (segment eligibility, hierarchy or missing "
-                       f"distances): {shown}{more}")
+                       f"distances): {shown}")
 
     # Disruption: measure moved if the unit goes to each rep.
     dm = scenario.disruption.measure

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from optimizer.errors import InputError, Issue
+from optimizer.errors import InputError, Issue, listed
 from optimizer.quota import (
     TopDownSettings,
     bottom_up,
@@ -203,18 +203,18 @@ def _against_plan(subs: pd.DataFrame, key: str, plan: pd.DataFrame | None, sourc
     column = key if key in ("territory_id", "rep_id") else "territory_id"
     if plan is None or column not in plan.columns:
         return []
-    known = id_text(plan[column])
+    known = id_text(plan[column]).dropna()
     given = id_text(subs["id"])
-    issues = [Issue(source, row, key, f"{v!r} is not a {column} of {plan_source}")
-              for row, v in enumerate(given, start=1) if not pd.isna(v) and not known.eq(v).any()]
-    if issues:
-        raise InputError(issues)
-    missing = [str(v) for v in known.dropna() if not given.eq(v).any()]
+    check = TableChecker(source)
+    check.rows(given.notna() & ~given.isin(known), key, f"not a {column} of {plan_source}",
+               given)
+    if check.issues:
+        raise InputError(check.issues)
+    missing = known[~known.isin(given)].tolist()
     if not missing:
         return []
     return [f"{len(missing):,} of the {len(known):,} territories of {plan_source} have no "
-            f"submission, so no quota: " + ", ".join(missing[:10])
-            + (f" and {len(missing) - 10:,} more" if len(missing) > 10 else "")]
+            f"submission, so no quota: {listed(missing)}"]
 
 
 def deploy(settings: QuotaSettings, tables: dict[str, pd.DataFrame],
@@ -281,7 +281,7 @@ def _derived(s: QuotaSettings, tables: dict[str, pd.DataFrame], src: dict[str, s
         if len(alone := quotas[id_text(quotas["manager_id"]).isna().to_numpy()]):
             notes.append(f"{len(alone):,} territories have no manager_id, so their quotas "
                          f"({alone['quota'].sum():,.0f}) roll up to no manager: "
-                         + ", ".join(map(str, alone["territory_id"].head(10))))
+                         + listed(alone["territory_id"].tolist()))
     if coverage is not None:
         twice = _twice_covered(coverage, src["coverage"])
         try:

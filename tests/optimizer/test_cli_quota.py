@@ -236,8 +236,8 @@ def test_bottom_up_submissions_are_checked_against_the_plan(tmp_path: Path) -> N
     code, said = _quota(tmp_path, "--assignments", str(run), "--submissions",
                         str(tmp_path / "s.csv"), "--method", "bottom-up", "--goal", "1500")
     assert code == EXIT_INPUT
-    assert "s.csv row 2, column territory_id: 'T9' is not a territory_id of " \
-           "territories.csv" in said, said
+    assert "s.csv row 2, column territory_id: not a territory_id of territories.csv (got " \
+           "'T9')" in said, said
     code, said = _quota(tmp_path, "--assignments", str(run), "--method", "bottom-up",
                         "--goal", "1500")
     assert code == EXIT_INPUT

@@ -337,7 +337,7 @@ def test_territory_data_must_match_the_plan(tmp_path: Path) -> None:
                               str(tmp_path / "o")])
     said = " ".join(res.output.split())
     assert res.exit_code == 2, said
-    assert "td.csv row 2, column territory_id: 'T9' is not a territory of the plan" in said
+    assert "td.csv row 2, column territory_id: not a territory of the plan (got 'T9')" in said
     assert "td.csv column territory_id: no row for 1 of the plan's territories: T2" in said
     assert "td.csv row 3, column territory_id: duplicate territory_id 'T1' (first on row 1)" \
         in said  # 'T1 ' is T1: it would have doubled the territory in the merge
